@@ -1,0 +1,54 @@
+"""Shared fixtures: a warehouse on each engine, one Spark session for the whole run."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from patron.config import Settings, SparkSettings
+from patron.engine import Warehouse, connect
+
+
+@pytest.fixture(scope="session")
+def spark_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The folder of the run's one local Spark session (warehouse and metastore)."""
+    home = tmp_path_factory.mktemp("spark")
+    yield home
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()
+
+
+def settings_for(engine: str, folder: Path, spark_home: Path | None = None) -> Settings:
+    """Settings of a throw-away project on ``engine``; Spark tests get a database of their own."""
+    if engine == "duckdb":
+        return Settings(project_dir=folder, engine="duckdb")
+    assert spark_home is not None
+    spark = SparkSettings(master="local[2]", database=f"t_{uuid.uuid4().hex[:10]}",
+                          warehouse_dir="spark-warehouse", shuffle_partitions=2, driver_memory="2g")
+    return replace(Settings(project_dir=spark_home, engine="spark"), spark=spark)
+
+
+@pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """Each test that takes it runs once per engine."""
+    return request.param
+
+
+@pytest.fixture
+def warehouse(engine_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Warehouse]:
+    """An empty warehouse on the test's engine."""
+    home = request.getfixturevalue("spark_home") if engine_name == "spark" else None
+    settings = settings_for(engine_name, tmp_path, home)
+    wh = connect(settings)
+    yield wh
+    if engine_name == "spark":
+        wh.con._session.sql(f"DROP DATABASE IF EXISTS {settings.spark.database} CASCADE")
+    else:
+        wh.close()

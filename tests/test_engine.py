@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from patron.engine import Warehouse, check_table_name
+from patron.errors import EngineError
+
+
+def test_write_replace_append_and_read_back(warehouse: Warehouse) -> None:
+    frame = pd.DataFrame({"k": ["a", "b"], "v": [1.0, 2.0]})
+    warehouse.write("things", frame)
+    warehouse.write("things", pd.DataFrame({"k": ["c"], "v": [3.0]}), mode="append")
+    out = warehouse.to_pandas(warehouse.table("things")).sort_values("k")
+    assert out["k"].tolist() == ["a", "b", "c"]
+    # a replacement may read the table it replaces
+    things = warehouse.table("things")
+    warehouse.write("things", things.filter(things.v > 1.5))
+    assert sorted(warehouse.to_pandas(warehouse.table("things"))["k"]) == ["b", "c"]
+    assert "things" in warehouse.list_tables()
+
+
+def test_missing_table_names_the_table(warehouse: Warehouse) -> None:
+    with pytest.raises(EngineError, match="nope"):
+        warehouse.table("nope")
+
+
+def test_duckdb_transaction_rolls_back_every_write(tmp_path) -> None:
+    from patron.config import Settings
+    from patron.engine import connect
+
+    wh = connect(Settings(project_dir=tmp_path))
+    wh.write("a", pd.DataFrame({"x": [1]}))
+    with pytest.raises(RuntimeError), wh.transaction():
+        wh.write("a", pd.DataFrame({"x": [2]}), mode="append")
+        raise RuntimeError("boom")
+    assert wh.count(wh.table("a")) == 1
+
+
+@pytest.mark.parametrize("name", ["a b", "x;drop", "1abc", ""])
+def test_unsafe_table_names_are_refused(name: str) -> None:
+    with pytest.raises(EngineError):
+        check_table_name(name)
