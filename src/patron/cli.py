@@ -1,0 +1,230 @@
+"""The ``patron`` command line: parse, call the pipeline, render. No business logic here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from patron import pipeline
+from patron.config import ENGINES, load_settings
+from patron.errors import PatronError
+
+app = typer.Typer(
+    name="patron",
+    help="patron: one customer view, profit CLV, segments and audiences, on DuckDB or Spark.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ProjectOption = Annotated[
+    Path, typer.Option("--project", "-p", help="Folder holding patron.toml.", show_default=False)
+]
+
+
+class RichReporter(pipeline.Reporter):
+    """Progress bars on the terminal for the pipeline's long steps."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    @contextmanager
+    def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        task_id = self.progress.add_task(description, total=total)
+        yield lambda n=1: self.progress.advance(task_id, n)
+        self.progress.update(task_id, completed=total if total is not None else 1, total=total or 1)
+
+
+@contextmanager
+def progress_reporter() -> Iterator[RichReporter]:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        yield RichReporter(progress)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """patron's own errors become one clear line and a non-zero exit."""
+    try:
+        yield
+    except PatronError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _project(project: Path | None) -> Path:
+    return project if project is not None else Path.cwd()
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Project folder (created if missing).")] = Path("."),
+    engine: Annotated[str, typer.Option(help=f"One of {', '.join(ENGINES)}.")] = "duckdb",
+) -> None:
+    """Write patron.toml and an empty warehouse."""
+    with _errors():
+        settings = pipeline.init_project(directory, engine=engine)
+    console.print(f"Created {directory / 'patron.toml'} (engine = {settings.engine}).")
+
+
+@app.command()
+def generate(
+    customers: Annotated[int, typer.Option(min=1, help="Number of persons.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 42,
+    file_format: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    dirty_rows: Annotated[int, typer.Option(min=0, help="Bad rows of each kind to inject.")] = 0,
+) -> None:
+    """Write a synthetic jewellery retailer, with ground truth in truth_* files."""
+    if file_format not in ("parquet", "csv"):
+        raise _fail("--format must be parquet or csv", 2)
+    with _errors(), console.status(f"Generating {customers:,} customers"):
+        files = pipeline.generate(customers, out, seed=seed, fmt=file_format, dirty_rows=dirty_rows)
+    console.print(f"Wrote {len(files)} files to {out}.")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="CSV or Parquet files, or folders of them.")],
+    table: Annotated[str | None, typer.Option(help="Contract table; default: from the file name.")] = None,
+    project: ProjectOption = None,  # type: ignore[assignment]
+) -> None:
+    """Load files into the warehouse; bad rows go to the rejects table."""
+    with _errors():
+        settings = load_settings(_project(project))
+        with progress_reporter() as reporter:
+            results = pipeline.ingest(settings, paths, table=table, reporter=reporter)
+    console.print(ingest_table(results))
+
+
+def ingest_table(results: list) -> Table:
+    table = Table(title="Ingest")
+    for column in ("table", "file", "read", "loaded", "unchanged", "rejected"):
+        table.add_column(column, justify="right" if column not in ("table", "file") else "left")
+    for r in results:
+        note = " (already ingested)" if r.skipped_file else ""
+        rejected = f"[red]{r.rejected:,}[/]" if r.rejected else "0"
+        table.add_row(r.table, Path(r.file).name + note, f"{r.rows_read:,}", f"{r.loaded:,}",
+                      f"{r.unchanged:,}", rejected)
+    return table
+
+
+@app.command()
+def validate(project: ProjectOption = None) -> None:  # type: ignore[assignment]
+    """Data-quality report; exits non-zero when a blocking check fails."""
+    with _errors():
+        settings = load_settings(_project(project))
+        report = pipeline.validate(settings)
+    console.print(quality_table(report))
+    if not report.passed:
+        raise _fail(f"{len(report.blocking_failures)} blocking check(s) failed")
+
+
+def quality_table(report) -> Table:
+    table = Table(title="Data quality")
+    for column in ("check", "table", "severity", "metric", "threshold", "result"):
+        table.add_column(column)
+    for r in report.results:
+        verdict = "[green]pass[/]" if r.passed else ("[red]FAIL[/]" if r.severity == "blocking"
+                                                     else "[yellow]warn[/]")
+        table.add_row(r.name, r.table, r.severity, f"{r.metric:.4g}", f"{r.threshold:.4g}", verdict)
+    return table
+
+
+@app.command()
+def rfm(
+    observation_end: Annotated[str | None, typer.Option(help="YYYY-MM-DD; default: day after last order.")]
+    = None,
+    project: ProjectOption = None,  # type: ignore[assignment]
+) -> None:
+    """Order values (GP2) and the RFM summary with its histogram of sufficient statistics."""
+    with _errors():
+        settings = load_settings(_project(project))
+        end = _parse_date(observation_end) if observation_end else None
+        with progress_reporter() as reporter:
+            result = pipeline.summarise(settings, observation_end=end, reporter=reporter)
+    console.print(summary_table(result, settings.reporting_currency))
+
+
+def _parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"not a date (YYYY-MM-DD): {text!r}", 2) from None
+
+
+def summary_table(result: pipeline.SummaryResult, currency: str) -> Table:
+    unit = "week" if result.unit_days == 7 else "day"
+    table = Table(title=f"Customer summary at {result.observation_end} (time unit: {unit})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    stats = result.stats
+    rows = [
+        ("orders", f"{result.orders:,}"),
+        ("customers", f"{result.customers:,}"),
+        ("repeat buyers", f"{stats.get('repeat_share', 0):.1%}"),
+        ("mean repeat purchases", f"{stats.get('mean_frequency', 0):.2f}"),
+        (f"mean age T ({unit}s)", f"{stats.get('mean_T', 0):.1f}"),
+        (f"revenue ({currency})", f"{stats.get('total_revenue', 0):,.0f}"),
+        (f"gross profit 2 ({currency})", f"{stats.get('total_gp2', 0):,.0f}"),
+        ("distinct (frequency, recency, T) rows", f"{result.histogram_rows:,}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+@app.command()
+def export(
+    table: Annotated[str, typer.Argument(help="Warehouse table.")],
+    out: Annotated[Path, typer.Option(help="Output file, .csv or .parquet.")],
+    project: ProjectOption = None,  # type: ignore[assignment]
+) -> None:
+    """Write any warehouse table to CSV or Parquet."""
+    with _errors():
+        settings = load_settings(_project(project))
+        rows = pipeline.export_table(settings, table, out)
+    console.print(f"Wrote {rows:,} rows of {table} to {out}.")
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=100, help="Persons in the sample retailer.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    project: ProjectOption = Path("demo"),
+) -> None:
+    """Sample retailer → ingest → validate → summary, with a report on the terminal."""
+    with _errors(), progress_reporter() as reporter:
+        result = pipeline.run_demo(project, customers=customers, seed=seed, reporter=reporter)
+    console.print(ingest_table(result.ingest))
+    console.print(quality_table(result.quality))
+    console.print(summary_table(result.summary, result.currency))
+    for chart in result.charts:
+        console.print(f"Chart: {chart}")
+    console.print(f"[bold green]Demo project ready in {project}[/] — try `patron export rfm "
+                  f"--project {project} --out rfm.csv`.")
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()

@@ -1,0 +1,327 @@
+"""The pipeline: the one module that chains patron's steps.
+
+Interfaces (CLI, API) call these functions and render what they return; every step
+opens the warehouse named by the project's settings, runs engine-neutral transforms
+and writes its tables. Progress goes to an optional ``Reporter`` so that the CLI can
+show bars while library users stay quiet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from patron.config import Settings, load_settings, write_default_config
+from patron.engine import Warehouse, connect
+from patron.errors import PatronError, QualityError
+
+ORDER_VALUES = "order_values"
+RFM = "rfm"
+RFM_HISTOGRAM = "rfm_histogram"
+
+
+class Reporter:
+    """Where long steps report progress; the default stays silent."""
+
+    @contextmanager
+    def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        """A unit of work; the yielded function advances it by ``n`` items."""
+        yield lambda n=1: None
+
+
+@contextmanager
+def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
+    """Connect to the project's warehouse for one step, closing it afterwards."""
+    warehouse = connect(settings)
+    try:
+        yield warehouse
+    finally:
+        if warehouse.engine == "duckdb":
+            warehouse.close()
+
+
+def init_project(project_dir: Path, *, engine: str = "duckdb") -> Settings:
+    """Write ``patron.toml`` in ``project_dir`` and create its empty warehouse."""
+    write_default_config(project_dir, engine=engine)
+    settings = load_settings(project_dir)
+    with open_warehouse(settings):
+        pass
+    return settings
+
+
+# -- generate -------------------------------------------------------------------------
+def generate(customers: int, out_dir: Path, *, seed: int = 42, fmt: str = "parquet",
+             dirty_rows: int = 0) -> list[Path]:
+    """Write a synthetic retailer with its ground truth to ``out_dir``."""
+    from patron.simulate import generate_retailer, write_retailer
+
+    retailer = generate_retailer(customers=customers, seed=seed)
+    return write_retailer(retailer, out_dir, fmt=fmt, dirty_rows=dirty_rows)
+
+
+# -- ingest ---------------------------------------------------------------------------
+def expand_paths(paths: Sequence[Path]) -> list[Path]:
+    """Files named directly, and the contract-table files inside named folders."""
+    from patron.contract import CONTRACT
+    from patron.transforms.ingest import table_for_path
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.suffix.lower() not in (".csv", ".parquet") or child.name.startswith("truth_"):
+                    continue
+                try:
+                    table_for_path(child)
+                except PatronError:
+                    continue
+                files.append(child)
+        else:
+            files.append(path)
+    # load reference tables before the facts that refer to them
+    order = {name: i for i, name in enumerate(CONTRACT)}
+
+    def rank(file: Path) -> int:
+        try:
+            return order[table_for_path(file)]
+        except PatronError:
+            return len(order)
+
+    return sorted(files, key=rank)
+
+
+def ingest(settings: Settings, paths: Sequence[Path], *, table: str | None = None,
+           reporter: Reporter | None = None) -> list:
+    """Load each file into its contract table; bad rows go to ``rejects``."""
+    from patron.transforms.ingest import ingest_file
+
+    reporter = reporter or Reporter()
+    files = expand_paths(paths)
+    if not files:
+        raise PatronError("no CSV or Parquet files of contract tables found in "
+                          + ", ".join(str(p) for p in paths))
+    results = []
+    with open_warehouse(settings) as warehouse, reporter.task("Ingesting", total=len(files)) as advance:
+        for file in files:
+            results.append(ingest_file(warehouse, file, table=table))
+            advance(1)
+    return results
+
+
+# -- validate -------------------------------------------------------------------------
+def validate(settings: Settings, *, now: dt.datetime | None = None):
+    """Run the data-quality checks, store the report and return it."""
+    from patron.transforms.quality import run_checks, write_report
+
+    with open_warehouse(settings) as warehouse:
+        report = run_checks(warehouse, settings.quality, now=now)
+        write_report(warehouse, report)
+    return report
+
+
+def require_quality(report) -> None:
+    """Stop modelling when a blocking data-quality check failed."""
+    if not report.passed:
+        names = ", ".join(r.name for r in report.blocking_failures)
+        raise QualityError(f"blocking data-quality checks failed: {names}; see `patron validate`")
+
+
+# -- summarise ------------------------------------------------------------------------
+@dataclass
+class SummaryResult:
+    """What ``summarise`` wrote: the observation end, and the sizes of its tables."""
+
+    observation_end: dt.date
+    unit_days: int
+    orders: int
+    customers: int
+    histogram_rows: int
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def observation_end_for(settings: Settings, orders: ir.Table, warehouse: Warehouse) -> dt.date:
+    """The configured observation end, or the day after the last order."""
+    if settings.model.observation_end:
+        return dt.date.fromisoformat(settings.model.observation_end)
+    last = warehouse.con.execute(orders.ordered_at.max())
+    if last is None:
+        raise PatronError("there are no orders in the warehouse; run `patron ingest` first")
+    return (last.date() if hasattr(last, "date") else last) + dt.timedelta(days=1)
+
+
+def summarise(settings: Settings, *, observation_end: dt.date | None = None,
+              reporter: Reporter | None = None) -> SummaryResult:
+    """Order values in the reporting currency, then the RFM summary and its histogram."""
+    from patron.transforms.keys import provisional_customer_key
+    from patron.transforms.money import order_values
+    from patron.transforms.rfm import rfm_histogram, rfm_summary
+
+    reporter = reporter or Reporter()
+    unit_days = settings.model.unit_days
+    with open_warehouse(settings) as warehouse, reporter.task("Summarising", total=3) as advance:
+        tables = {name: _table_or_empty(warehouse, name)
+                  for name in ("orders", "order_lines", "returns", "order_costs", "fx_rates")}
+        end = observation_end or observation_end_for(settings, tables["orders"], warehouse)
+        values = order_values(tables["orders"], tables["order_lines"], tables["returns"],
+                              tables["order_costs"], tables["fx_rates"], as_of=_midnight(end))
+        warehouse.write(ORDER_VALUES, provisional_customer_key(values))
+        advance(1)
+        summary = rfm_summary(warehouse.table(ORDER_VALUES), observation_end=_midnight(end),
+                              unit_days=unit_days)
+        warehouse.write(RFM, summary)
+        advance(1)
+        warehouse.write(RFM_HISTOGRAM, rfm_histogram(warehouse.table(RFM)))
+        advance(1)
+        rfm = warehouse.table(RFM)
+        stats = warehouse.to_pandas(
+            rfm.aggregate(
+                customers=rfm.count(),
+                repeat_share=(rfm.frequency > 0).cast("float64").mean(),
+                mean_frequency=rfm.frequency.mean(),
+                mean_T=rfm["T"].mean(),
+                total_gp2=rfm.total_gp2.sum(),
+                total_revenue=rfm.total_revenue.sum(),
+            )
+        ).iloc[0].to_dict()
+        return SummaryResult(
+            observation_end=end,
+            unit_days=unit_days,
+            orders=warehouse.count(warehouse.table(ORDER_VALUES)),
+            customers=int(stats.pop("customers")),
+            histogram_rows=warehouse.count(warehouse.table(RFM_HISTOGRAM)),
+            stats={k: float(v) for k, v in stats.items()},
+        )
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def _table_or_empty(warehouse: Warehouse, name: str) -> ir.Table:
+    """The warehouse table, or an empty one of the contract's schema when not loaded."""
+    from patron.contract import contract_table
+
+    if warehouse.has_table(name):
+        return warehouse.table(name)
+    schema = contract_table(name).schema()
+    empty = ibis.memtable({col: [] for col in schema.names}, schema=schema)
+    return empty
+
+
+# -- export ---------------------------------------------------------------------------
+def export_table(settings: Settings, table: str, out: Path) -> int:
+    """Write warehouse ``table`` to ``out`` (.csv or .parquet), streaming, all or nothing."""
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise PatronError(f"{out}: the export format is taken from the suffix: .csv or .parquet")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open_warehouse(settings) as warehouse:
+        expr = warehouse.table(table)
+        batches = warehouse.con.to_pyarrow_batches(expr)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        os.close(handle)
+        rows = 0
+        try:
+            writer: pq.ParquetWriter | pacsv.CSVWriter
+            if suffix == ".parquet":
+                writer = pq.ParquetWriter(tmp_name, batches.schema)
+            else:
+                writer = pacsv.CSVWriter(tmp_name, batches.schema)
+            with writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+            os.replace(tmp_name, out)
+        finally:
+            if os.path.exists(tmp_name):
+                os.remove(tmp_name)
+    return rows
+
+
+# -- demo -----------------------------------------------------------------------------
+@dataclass
+class DemoResult:
+    """Everything the demo did, for the interface to render."""
+
+    project_dir: Path
+    currency: str
+    ingest: list
+    quality: object
+    summary: SummaryResult
+    charts: list[Path]
+
+
+def monthly_activity(warehouse: Warehouse) -> ir.Table:
+    """Orders, revenue and GP2 per calendar month and channel, from ``order_values``."""
+    values = warehouse.table(ORDER_VALUES)
+    month = values.ordered_at.truncate("M").name("month")
+    return (
+        values.group_by([month, values.channel])
+        .aggregate(orders=values.count(), revenue=values.revenue.sum(), gp2=values.gp2.sum())
+        .order_by(["month", "channel"])
+    )
+
+
+def frequency_distribution(warehouse: Warehouse) -> ir.Table:
+    """Customers per number of repeat purchases, from the RFM histogram."""
+    hist = warehouse.table(RFM_HISTOGRAM)
+    return hist.group_by("frequency").aggregate(customers=hist.n_customers.sum()).order_by("frequency")
+
+
+def draw_charts(settings: Settings, out_dir: Path) -> list[Path]:
+    """The summary charts of a project: monthly activity and repeat-purchase distribution."""
+    from patron import plotting
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open_warehouse(settings) as warehouse:
+        monthly = warehouse.to_pandas(monthly_activity(warehouse))
+        frequency = warehouse.to_pandas(frequency_distribution(warehouse))
+    return [
+        plotting.monthly_activity_chart(monthly, out_dir / "monthly_activity.png",
+                                        currency=settings.reporting_currency),
+        plotting.frequency_chart(frequency, out_dir / "repeat_purchases.png"),
+    ]
+
+
+def reset_warehouse(settings: Settings) -> None:
+    """Remove the project's DuckDB warehouse so a demo starts from nothing."""
+    if settings.engine == "duckdb":
+        for path in (settings.warehouse_path, settings.warehouse_path.with_suffix(".duckdb.wal")):
+            path.unlink(missing_ok=True)
+
+
+def run_demo(project_dir: Path, *, customers: int = 100_000, seed: int = 42,
+             reporter: Reporter | None = None) -> DemoResult:
+    """Generate a sample retailer, ingest it (with a few bad rows), validate and summarise."""
+    from patron.config import CONFIG_NAME
+
+    reporter = reporter or Reporter()
+    project_dir.mkdir(parents=True, exist_ok=True)
+    if not (project_dir / CONFIG_NAME).exists():
+        write_default_config(project_dir)
+    settings = load_settings(project_dir)
+    reset_warehouse(settings)
+    data_dir = project_dir / "data"
+    with reporter.task(f"Generating {customers:,} customers", total=1) as advance:
+        generate(customers, data_dir, seed=seed, fmt="csv", dirty_rows=2)
+        advance(1)
+    results = ingest(settings, [data_dir], reporter=reporter)
+    with reporter.task("Validating", total=1) as advance:
+        report = validate(settings)
+        advance(1)
+    require_quality(report)
+    summary = summarise(settings, reporter=reporter)
+    with reporter.task("Drawing charts", total=1) as advance:
+        charts = draw_charts(settings, project_dir / "reports")
+        advance(1)
+    return DemoResult(project_dir, settings.reporting_currency, results, report, summary, charts)
