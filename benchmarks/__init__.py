@@ -1,0 +1,1 @@
+"""Benchmarks: timings of patron against reference implementations (run as modules)."""
