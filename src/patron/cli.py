@@ -154,8 +154,9 @@ def quality_table(report) -> Table:
 
 @app.command()
 def rfm(
-    observation_end: Annotated[str | None, typer.Option(help="YYYY-MM-DD; default: day after last order.")]
-    = None,
+    observation_end: Annotated[
+        str | None, typer.Option(help="Last day observed, YYYY-MM-DD; default: the day of the last order.")
+    ] = None,
     project: ProjectOption = None,  # type: ignore[assignment]
 ) -> None:
     """Order values (GP2) and the RFM summary with its histogram of sufficient statistics."""
@@ -176,7 +177,7 @@ def _parse_date(text: str) -> dt.date:
 
 def summary_table(result: pipeline.SummaryResult, currency: str) -> Table:
     unit = "week" if result.unit_days == 7 else "day"
-    table = Table(title=f"Customer summary at {result.observation_end} (time unit: {unit})")
+    table = Table(title=f"Customer summary to {result.observation_end} (time unit: {unit})")
     table.add_column("measure")
     table.add_column("value", justify="right")
     stats = result.stats

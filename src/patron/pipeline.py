@@ -18,6 +18,7 @@ from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -150,13 +151,14 @@ class SummaryResult:
 
 
 def observation_end_for(settings: Settings, orders: ir.Table, warehouse: Warehouse) -> dt.date:
-    """The configured observation end, or the day after the last order."""
+    """The configured observation end (the last day observed), or the day of the last order."""
     if settings.model.observation_end:
         return dt.date.fromisoformat(settings.model.observation_end)
     last = warehouse.con.execute(orders.ordered_at.max())
-    if last is None:
+    if last is None or last is pd.NaT:
         raise PatronError("there are no orders in the warehouse; run `patron ingest` first")
-    return (last.date() if hasattr(last, "date") else last) + dt.timedelta(days=1)
+    return pd.Timestamp(last).tz_localize(None).date() if pd.Timestamp(last).tz is None \
+        else pd.Timestamp(last).tz_convert("UTC").date()
 
 
 def summarise(settings: Settings, *, observation_end: dt.date | None = None,
@@ -164,7 +166,7 @@ def summarise(settings: Settings, *, observation_end: dt.date | None = None,
     """Order values in the reporting currency, then the RFM summary and its histogram."""
     from patron.transforms.keys import provisional_customer_key
     from patron.transforms.money import order_values
-    from patron.transforms.rfm import rfm_histogram, rfm_summary
+    from patron.transforms.rfm import end_of_day, rfm_histogram, rfm_summary
 
     reporter = reporter or Reporter()
     unit_days = settings.model.unit_days
@@ -173,11 +175,11 @@ def summarise(settings: Settings, *, observation_end: dt.date | None = None,
                   for name in ("orders", "order_lines", "returns", "order_costs", "fx_rates")}
         end = observation_end or observation_end_for(settings, tables["orders"], warehouse)
         values = order_values(tables["orders"], tables["order_lines"], tables["returns"],
-                              tables["order_costs"], tables["fx_rates"], as_of=_midnight(end))
+                              tables["order_costs"], tables["fx_rates"], as_of=end_of_day(end),
+                              reporting_currency=settings.reporting_currency)
         warehouse.write(ORDER_VALUES, provisional_customer_key(values))
         advance(1)
-        summary = rfm_summary(warehouse.table(ORDER_VALUES), observation_end=_midnight(end),
-                              unit_days=unit_days)
+        summary = rfm_summary(warehouse.table(ORDER_VALUES), observation_end=end, unit_days=unit_days)
         warehouse.write(RFM, summary)
         advance(1)
         warehouse.write(RFM_HISTOGRAM, rfm_histogram(warehouse.table(RFM)))
@@ -201,10 +203,6 @@ def summarise(settings: Settings, *, observation_end: dt.date | None = None,
             histogram_rows=warehouse.count(warehouse.table(RFM_HISTOGRAM)),
             stats={k: float(v) for k, v in stats.items()},
         )
-
-
-def _midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
 def _table_or_empty(warehouse: Warehouse, name: str) -> ir.Table:
