@@ -41,3 +41,13 @@ def test_duckdb_transaction_rolls_back_every_write(tmp_path) -> None:
 def test_unsafe_table_names_are_refused(name: str) -> None:
     with pytest.raises(EngineError):
         check_table_name(name)
+
+
+def test_missing_text_stays_null_on_every_engine(warehouse: Warehouse) -> None:
+    import pyarrow as pa
+
+    warehouse.write("texts", pd.DataFrame({"s": ["a", None, "c"]}))
+    warehouse.write("texts", pa.table({"s": [None, "e"]}), mode="append")
+    texts = warehouse.table("texts")
+    assert warehouse.con.execute(texts.s.isnull().sum()) == 2
+    assert warehouse.con.execute((texts.s == "NaN").sum()) == 0

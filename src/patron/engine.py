@@ -83,6 +83,7 @@ class Warehouse:
         leaves the old table as it was and an expression may read the table it replaces.
         """
         check_table_name(name)
+        obj = self._engine_object(obj)
         if mode == "append" and self.has_table(name):
             self._insert(name, obj)
             return
@@ -96,6 +97,10 @@ class Warehouse:
             if self.has_table(staging):
                 self.con.drop_table(staging)
             raise EngineError(f"could not write table: {exc}", table=name) from exc
+
+    def _engine_object(self, obj: TableLike) -> TableLike:
+        """``obj`` in the form the engine loads best; DuckDB takes frames and Arrow as they are."""
+        return obj
 
     def drop(self, name: str) -> None:
         if self.has_table(name):
@@ -169,6 +174,19 @@ class SparkWarehouse(Warehouse):
     """
 
     engine = "spark"
+
+    def _engine_object(self, obj: TableLike) -> TableLike:
+        """Frames and Arrow tables go to Spark through Arrow, which keeps NULL text as NULL.
+
+        (Through pandas, Spark may store a missing text value as the string 'NaN'.)
+        """
+        if isinstance(obj, ir.Table):
+            return obj
+        arrow = pa.Table.from_pandas(obj, preserve_index=False) if isinstance(obj, pd.DataFrame) else obj
+        view = f"patron_load_{uuid.uuid4().hex[:12]}"
+        session = self.con._session
+        session.createDataFrame(arrow).createOrReplaceTempView(view)
+        return self.con.table(view)
 
 
 def spark_session(settings: Settings) -> Any:

@@ -1,0 +1,416 @@
+"""Ingest a file into its contract table: coerce, check, load the good rows, keep the bad.
+
+The file is read as text (``readers``), put into the engine, and coerced and checked
+by one engine-neutral Ibis expression per table (``checked_rows`` then
+``classified_rows``): each row ends up ``load``, ``unchanged`` (already in the
+warehouse or repeated in the file) or rejected with a reason. Valid new rows are
+appended to the contract table, bad ones to ``rejects`` with file, line, field and
+reason, and the file to ``ingest_log``; all three writes happen in one transaction
+after everything has been computed, so a failure leaves the warehouse as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from patron.contract import CONTRACT, Column, TableContract, contract_table
+from patron.engine import Warehouse
+from patron.errors import DataContractError
+from patron.transforms.readers import RawFile, read_raw
+
+REJECTS = "rejects"
+INGEST_LOG = "ingest_log"
+RAW = "__raw"  # suffix of the text column a contract column was parsed from
+ERR = "__err"  # suffix of the column holding the code of a column's first failed rule
+
+_INT = r"^[+-]?[0-9]+$"
+_FLOAT = r"^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_TIMESTAMP = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,6})?)?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
+)
+TRUE_WORDS = ("true", "1", "yes")
+FALSE_WORDS = ("false", "0", "no")
+
+LOAD, UNCHANGED, DUPLICATE = "load", "unchanged", "duplicate"
+INVALID, CONFLICT_FILE, CONFLICT_WAREHOUSE = "invalid", "conflict_file", "conflict_warehouse"
+REJECTED_STATUSES = (INVALID, CONFLICT_FILE, CONFLICT_WAREHOUSE)
+
+__all__ = ["INGEST_LOG", "REJECTS", "IngestResult", "checked_rows", "classified_rows", "ingest_file",
+           "table_for_path"]
+
+
+@dataclass
+class IngestResult:
+    """What one file did to the warehouse.
+
+    ``rows_read = loaded + unchanged + rejected`` unless the file was skipped.
+    """
+
+    table: str
+    file: str
+    rows_read: int = 0
+    loaded: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    skipped_file: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+# -- which table ----------------------------------------------------------------------
+def table_for_path(path: Path | str) -> str:
+    """The contract table a file feeds, from its name.
+
+    The stem itself (``orders.csv``) or the longest contract table name the stem
+    starts with, followed by ``_``, ``-`` or ``.`` (``order_lines_2024-01.parquet`` is
+    ``order_lines``, not ``orders``).
+    """
+    stem = Path(path).stem
+    if stem in CONTRACT:
+        return stem
+    matches = [t for t in CONTRACT if any(stem.startswith(t + sep) for sep in "_-.")]
+    if matches:
+        return max(matches, key=len)
+    known = ", ".join(sorted(CONTRACT))
+    raise DataContractError(
+        f"{path}: cannot tell the table from the file name; name it after a table ({known}), "
+        "optionally followed by _, - or . and anything, or pass the table explicitly"
+    )
+
+
+# -- coercion and checks (engine-neutral) ---------------------------------------------
+def _blank(text: ir.StringValue) -> ir.BooleanValue:
+    return text.isnull() | (text.strip() == "")
+
+
+def parse_value(text: ir.StringValue, column: Column) -> ir.Value:
+    """``text`` coerced to the column's contract type; NULL when blank or unparsable.
+
+    Each type is gated by a pattern before the cast so that both engines accept
+    exactly the same spellings (DuckDB rounds '1.5' to an integer, Spark reads '2024'
+    as a timestamp, and both read 'inf').
+    """
+    kind = column.ibis_type
+    clean = text.strip()
+    if kind.is_string():
+        return ibis.ifelse(_blank(text), ibis.null(kind), text)
+    if kind.is_boolean():
+        word = clean.lower()
+        return ibis.cases((word.isin(TRUE_WORDS), True), (word.isin(FALSE_WORDS), False),
+                          else_=ibis.null(kind))
+    pattern = _INT if kind.is_integer() else _FLOAT if kind.is_floating() else _TIMESTAMP if (
+        kind.is_timestamp()) else _DATE if kind.is_date() else None
+    if pattern is None:
+        raise DataContractError(f"column {column.name}: no parser for type {kind}")
+    parsed = clean.try_cast(kind)
+    if kind.is_floating():
+        parsed = ibis.ifelse(parsed.isinf(), ibis.null(kind), parsed)
+    return ibis.ifelse(clean.re_search(pattern), parsed, ibis.null(kind))
+
+
+def failed_rule(text: ir.StringValue, value: ir.Value, column: Column, *, required: bool) -> ir.StringValue:
+    """The code of the first rule ``value`` breaks (missing, parse, negative, ...), else NULL."""
+    blank = _blank(text)
+    rules: list[tuple[ir.BooleanValue, str]] = []
+    if required:
+        rules.append((blank, "missing"))
+    rules.append((~blank & value.isnull(), "parse"))
+    if column.non_negative:
+        rules.append((value < 0, "negative"))
+    if column.positive:
+        rules.append((value <= 0, "not_positive"))
+    if column.allowed is not None:
+        rules.append((~value.isin(sorted(column.allowed)), "not_allowed"))
+    return ibis.cases(*rules, else_=ibis.null("string"))
+
+
+def checked_rows(raw: ir.Table, contract: TableContract) -> ir.Table:
+    """Every raw row with its contract columns typed, a rule code per column and ``_bad``.
+
+    ``raw`` holds ``_row``, ``_line`` and one text column ``<name>__raw`` per contract column.
+    """
+    typed = {c.name: parse_value(raw[c.name + RAW], c) for c in contract}
+    errors = {
+        c.name + ERR: failed_rule(raw[c.name + RAW], typed[c.name], c, required=contract.is_required(c))
+        for c in contract
+    }
+    table = raw.mutate(**typed, **errors)
+    return table.mutate(_bad=ibis.coalesce(*[table[name] for name in errors]).notnull())
+
+
+def classified_rows(checked: ir.Table, contract: TableContract, existing: ir.Table | None) -> ir.Table:
+    """``checked`` with ``_status`` (load, unchanged, duplicate or a rejection) and ``_first_line``.
+
+    Within the file the first line of a key wins: later lines with the same content
+    are duplicates, with other content conflicts. Against ``existing`` (the warehouse
+    table, or None) a key already there is unchanged when every value is identical
+    (NULLs compare equal), a conflict otherwise. Invalid rows are kept out of both.
+    """
+    keys = [*contract.keys]
+    content = [*contract.column_names]
+    by_key = ibis.window(group_by=[checked._bad, *[checked[k] for k in keys]])
+    by_content = ibis.window(group_by=[checked._bad, *[checked[c] for c in content]])
+    ranked = checked.mutate(_first_line=checked._line.min().over(by_key),
+                            _version_line=checked._line.min().over(by_content))
+    ranked, present, same = _against_warehouse(ranked, contract, existing)
+    status = ibis.cases(
+        (ranked._bad, INVALID),
+        (ranked._version_line != ranked._first_line, CONFLICT_FILE),
+        (ranked._line != ranked._version_line, DUPLICATE),
+        (present & same, UNCHANGED),
+        (present, CONFLICT_WAREHOUSE),
+        else_=LOAD,
+    )
+    return ranked.mutate(_status=status)
+
+
+def _against_warehouse(
+    ranked: ir.Table, contract: TableContract, existing: ir.Table | None
+) -> tuple[ir.Table, ir.BooleanValue, ir.BooleanValue]:
+    if existing is None:
+        return ranked, ibis.literal(False), ibis.literal(False)
+    theirs = existing.select(
+        _wh_present=ibis.literal(True),
+        **{f"_wh_{c.name}": existing[c.name].cast(c.ibis_type) for c in contract},
+    )
+    joined = ranked.left_join(theirs, [ranked[k] == theirs[f"_wh_{k}"] for k in contract.keys])
+    joined = joined.drop(*[f"_wh_{k}" for k in contract.keys])
+    same = ibis.and_(*[joined[c].identical_to(joined[f"_wh_{c}"]) for c in contract.value_columns])
+    return joined, joined._wh_present.notnull(), same
+
+
+# -- the file into the engine ---------------------------------------------------------
+def raw_frame(raw: RawFile, contract: TableContract) -> tuple[pa.Table, list[str]]:
+    """The text columns ``checked_rows`` reads, and warnings about the file's header.
+
+    Raises ``DataContractError`` when a key or required column is missing; optional
+    columns missing from the file become NULL, extra columns are ignored.
+    """
+    names = raw.table.column_names
+    missing = [c for c in contract if c.name not in names]
+    hard = [c.name for c in missing if contract.is_required(c)]
+    if hard:
+        raise DataContractError(
+            f"{raw.path}: missing required column(s) {', '.join(hard)} of table {contract.name}"
+        )
+    warnings = [f"{raw.path}: column {c.name} is missing; filled with NULL" for c in missing]
+    extra = [n for n in names if n not in contract.column_names]
+    if extra:
+        warnings.append(f"{raw.path}: ignored column(s) not in the contract: {', '.join(extra)}")
+    n = raw.table.num_rows
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        "_row": pa.array(range(n), pa.int64()),
+        "_line": raw.lines,
+    }
+    for c in contract:
+        # blank means NULL to the checks; no NULLs in the text also keeps Spark from
+        # receiving pandas' NaN (which it would store as the text 'NaN')
+        text = raw.table[c.name] if c.name in names else pa.nulls(n, pa.string())
+        columns[c.name + RAW] = pc.fill_null(text, "")
+    return pa.table(columns), warnings
+
+
+@contextmanager
+def _staged(warehouse: Warehouse, expr: ir.Table) -> Iterator[ir.Table]:
+    """``expr`` computed once into a staging table of the warehouse, dropped afterwards.
+
+    The classified rows are read three times (counts, rejects, new rows); staging
+    them computes the parsing, windows and join once, on every engine.
+    """
+    name = f"ingest_stage_{uuid.uuid4().hex[:12]}"
+    warehouse.write(name, expr)
+    try:
+        yield warehouse.table(name)
+    finally:
+        warehouse.drop(name)
+
+
+# -- the whole step -------------------------------------------------------------------
+def ingest_file(warehouse: Warehouse, path: Path | str, table: str | None = None) -> IngestResult:
+    """Load ``path`` into its contract table; bad rows to ``rejects``, the file to ``ingest_log``.
+
+    A file whose content (sha256) was already ingested into the same table is skipped.
+    Rows already in the warehouse with identical content count as unchanged, so
+    re-ingesting changed files adds only what is new.
+    """
+    contract = contract_table(table or table_for_path(path))
+    raw = read_raw(path)
+    result = IngestResult(table=contract.name, file=str(path), warnings=list(raw.warnings))
+    previous = logged_ingest(warehouse, contract.name, raw.sha256)
+    if previous is not None:
+        result.skipped_file = True
+        result.warnings.append(f"{path}: same content already ingested into {contract.name} from {previous}")
+        return result
+    frame, header_warnings = raw_frame(raw, contract)
+    result.warnings.extend(header_warnings)
+    existing = warehouse.table(contract.name) if warehouse.has_table(contract.name) else None
+    run_at = dt.datetime.now(dt.UTC)
+    classified = classified_rows(checked_rows(ibis.memtable(frame), contract), contract, existing)
+    # the text columns are not staged: rejects take their raw values from the file itself
+    classified = classified.drop(*[c.name + RAW for c in contract])
+    with _staged(warehouse, classified) as rows:
+        counts = _status_counts(warehouse, rows)
+        rejected_rows = warehouse.to_pandas(rows.filter(rows._status.isin(REJECTED_STATUSES)))
+        rejects = reject_frame(contract, raw, rejected_rows, run_at=run_at)
+        rejects = new_rejects(warehouse, rejects, table=contract.name, file=str(path))
+        result.rows_read = frame.num_rows + len(raw.bad_rows)
+        result.loaded = counts.get(LOAD, 0)
+        result.unchanged = counts.get(UNCHANGED, 0) + counts.get(DUPLICATE, 0)
+        result.rejected = len(rejected_rows) + len(raw.bad_rows)
+        with warehouse.transaction():
+            _write_rows(warehouse, contract, rows, existing is not None)
+            _append_rejects(warehouse, rejects)
+            append_log(warehouse, result, raw.sha256, run_at=run_at)
+    return result
+
+
+def _status_counts(warehouse: Warehouse, rows: ir.Table) -> dict[str, int]:
+    counts = warehouse.to_pandas(rows.group_by("_status").aggregate(n=rows.count()))
+    return {str(s): int(n) for s, n in zip(counts["_status"], counts["n"], strict=True)}
+
+
+def _write_rows(warehouse: Warehouse, contract: TableContract, rows: ir.Table, exists: bool) -> None:
+    new = rows.filter(rows._status == LOAD).select(
+        *[rows[c.name].cast(c.ibis_type).name(c.name) for c in contract]
+    )
+    # an absent table is created even when nothing is new, so it has the contract's schema
+    if not exists or warehouse.count(new):
+        warehouse.write(contract.name, new, mode="append")
+
+
+def _append_rejects(warehouse: Warehouse, rejects: pa.Table) -> None:
+    if rejects.num_rows:
+        warehouse.write(REJECTS, small_table(rejects), mode="append")
+
+
+# -- rejects and the log ---------------------------------------------------------------
+REJECTS_SCHEMA = pa.schema([
+    ("table_name", pa.string()), ("file", pa.string()), ("line", pa.int64()), ("field", pa.string()),
+    ("value", pa.string()), ("reason", pa.string()), ("record", pa.string()),
+    ("run_at", pa.timestamp("us", tz="UTC")),
+])
+LOG_SCHEMA = pa.schema([
+    ("table_name", pa.string()), ("file", pa.string()), ("sha256", pa.string()), ("rows_read", pa.int64()),
+    ("loaded", pa.int64()), ("unchanged", pa.int64()), ("rejected", pa.int64()),
+    ("ingested_at", pa.timestamp("us", tz="UTC")),
+])
+_TYPE_WORDS = {"timestamp": "timestamp", "date": "date", "boolean": "boolean"}
+
+
+def logged_ingest(warehouse: Warehouse, table: str, sha256: str) -> str | None:
+    """The file an identical content was ingested from into ``table``, or None."""
+    if not warehouse.has_table(INGEST_LOG):
+        return None
+    log = warehouse.table(INGEST_LOG)
+    hits = warehouse.to_pandas(log.filter((log.table_name == table) & (log.sha256 == sha256)).select("file"))
+    return None if hits.empty else str(hits["file"].iloc[0])
+
+
+def rule_message(code: str, column: Column, value: str | None) -> str:
+    """The reason a rejected value gets, from the rule code ``failed_rule`` gave it."""
+    kind = column.ibis_type
+    if code == "missing":
+        return "missing required value"
+    if code == "parse":
+        word = "timestamp" if kind.is_timestamp() else str(kind)
+        return f"cannot parse {value!r} as {_TYPE_WORDS.get(word, word)}"
+    if code == "negative":
+        return f"negative value {value!r} (must be >= 0)"
+    if code == "not_positive":
+        return f"value {value!r} must be positive"
+    allowed = sorted(column.allowed or ())
+    listed = f" (allowed: {', '.join(allowed)})" if len(allowed) <= 12 else ""
+    return f"unknown {column.name} {value!r}{listed}"
+
+
+def reject_frame(
+    contract: TableContract, raw: RawFile, rows: pd.DataFrame, *, run_at: dt.datetime
+) -> pa.Table:
+    """One rejects row per failing field of ``rows``, per key conflict and per broken CSV row."""
+    names = raw.table.column_names
+    positions = pa.array(rows["_row"].astype("int64"), pa.int64()) if len(rows) else pa.array([], pa.int64())
+    records = raw.table.take(positions).to_pylist()
+    out: list[dict[str, object]] = []
+    base = {"table_name": contract.name, "file": str(raw.path), "run_at": run_at}
+    for row, record in zip(rows.to_dict("records"), records, strict=True):
+        common = {**base, "line": int(row["_line"]), "record": json.dumps(record, ensure_ascii=False)}
+        for field_name, value, reason in _row_reasons(contract, row, record):
+            out.append({**common, "field": field_name, "value": value, "reason": reason})
+    for bad in raw.bad_rows:
+        record = json.dumps(dict(zip(names, bad.fields, strict=False)) | {"_fields": bad.fields})
+        out.append({**base, "line": bad.line, "field": None, "value": None, "reason": bad.reason,
+                    "record": record})
+    return pa.Table.from_pylist(out, schema=REJECTS_SCHEMA)
+
+
+def _row_reasons(
+    contract: TableContract, row: dict[str, object], record: dict[str, object]
+) -> list[tuple[str, str | None, str]]:
+    status = row["_status"]
+    if status == INVALID:
+        reasons = []
+        for column in contract:
+            code = row[column.name + ERR]
+            if isinstance(code, str):
+                value = _text(record.get(column.name))
+                reasons.append((column.name, value, rule_message(code, column, value)))
+        return reasons
+    key_field = ", ".join(contract.keys)
+    key_value = ", ".join(_text(record.get(k)) or "" for k in contract.keys)
+    if status == CONFLICT_FILE:
+        first = int(row["_first_line"])
+        return [(key_field, key_value, f"key seen before with different content (line {first})")]
+    return [(key_field, key_value, "key already in the warehouse with different content")]
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def new_rejects(warehouse: Warehouse, rejects: pa.Table, *, table: str, file: str) -> pa.Table:
+    """``rejects`` less those already recorded for the same file, line, field, reason and record."""
+    if not rejects.num_rows or not warehouse.has_table(REJECTS):
+        return rejects
+    old = warehouse.table(REJECTS)
+    seen = warehouse.to_pandas(
+        old.filter((old.table_name == table) & (old.file == file)).select("line", "field", "reason", "record")
+    )
+    if seen.empty:
+        return rejects
+    known = {tuple(None if pd.isna(v) else v for v in r) for r in seen.itertuples(index=False)}
+    columns = [rejects[c].to_pylist() for c in ("line", "field", "reason", "record")]
+    keep = [row not in known for row in zip(*columns, strict=True)]
+    return rejects.filter(pa.array(keep))
+
+
+def append_log(warehouse: Warehouse, result: IngestResult, sha256: str, *, run_at: dt.datetime) -> None:
+    """Record one ingested file in ``ingest_log``."""
+    row = {"table_name": result.table, "file": result.file, "sha256": sha256, "rows_read": result.rows_read,
+           "loaded": result.loaded, "unchanged": result.unchanged, "rejected": result.rejected,
+           "ingested_at": run_at}
+    warehouse.write(INGEST_LOG, small_table(pa.Table.from_pylist([row], schema=LOG_SCHEMA)), mode="append")
+
+
+def small_table(table: pa.Table) -> ir.Table:
+    """A few rows as an in-memory Ibis table whose NULL texts stay NULL on every engine.
+
+    Ibis hands Spark a pandas frame; pandas 3 turns a NULL text into NaN there and
+    Spark stores the text 'NaN'. Python objects (None) keep it NULL.
+    """
+    frame = pd.DataFrame({n: pd.Series(table[n].to_pylist(), dtype=object) for n in table.column_names})
+    schema = ibis.Schema.from_pyarrow(table.schema)
+    return ibis.memtable(frame, schema=schema)
