@@ -51,3 +51,14 @@ def test_missing_text_stays_null_on_every_engine(warehouse: Warehouse) -> None:
     texts = warehouse.table("texts")
     assert warehouse.con.execute(texts.s.isnull().sum()) == 2
     assert warehouse.con.execute((texts.s == "NaN").sum()) == 0
+
+
+def test_trim_keeps_letters_on_every_engine(warehouse: Warehouse) -> None:
+    """Ibis' strip() on Spark also trims the letters 'v' and 'f'; patron's trim must not."""
+    from patron.transforms.text import is_blank, trim
+
+    warehouse.write("words", pd.DataFrame({"w": [" false ", "Olaf", "\tv@x.io\n", "  ", None]}))
+    words = warehouse.table("words")
+    out = warehouse.to_pandas(words.mutate(t=trim(words.w), blank=is_blank(words.w)))
+    assert out["t"].tolist()[:4] == ["false", "Olaf", "v@x.io", ""]
+    assert out["blank"].tolist() == [False, False, False, True, True]

@@ -29,6 +29,7 @@ from patron.contract import CONTRACT, Column, TableContract, contract_table
 from patron.engine import Warehouse
 from patron.errors import DataContractError
 from patron.transforms.readers import RawFile, read_raw
+from patron.transforms.text import is_blank, trim
 
 REJECTS = "rejects"
 INGEST_LOG = "ingest_log"
@@ -94,7 +95,7 @@ def table_for_path(path: Path | str) -> str:
 
 # -- coercion and checks (engine-neutral) ---------------------------------------------
 def _blank(text: ir.StringValue) -> ir.BooleanValue:
-    return text.isnull() | (text.strip() == "")
+    return is_blank(text)
 
 
 def parse_value(text: ir.StringValue, column: Column) -> ir.Value:
@@ -105,7 +106,7 @@ def parse_value(text: ir.StringValue, column: Column) -> ir.Value:
     as a timestamp, and both read 'inf').
     """
     kind = column.ibis_type
-    clean = text.strip()
+    clean = trim(text)
     if kind.is_string():
         return ibis.ifelse(_blank(text), ibis.null(kind), text)
     if kind.is_boolean():

@@ -11,10 +11,12 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from patron.transforms.text import is_blank, trim
+
 
 def _present(value: ir.StringValue) -> ir.BooleanValue:
     """Whether an identifier is given: not NULL and not blank (CSV guests often arrive as '')."""
-    return value.notnull() & (value.strip() != "")
+    return ~is_blank(value)
 
 
 def provisional_customer_key(orders: ir.Table) -> ir.Table:
@@ -49,7 +51,7 @@ def provisional_customer_key(orders: ir.Table) -> ir.Table:
     """
     by_account = orders.source + ":" + orders.customer_id
     by_loyalty = "loyalty:" + orders.loyalty_id
-    by_email = "email:" + orders.email.strip().lower()
+    by_email = "email:" + trim(orders.email).lower()
     key = (
         ibis.cases(
             (_present(orders.customer_id) & orders.source.notnull(), by_account),

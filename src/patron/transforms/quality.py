@@ -18,6 +18,7 @@ import pandas as pd
 
 from patron.config import QualitySettings
 from patron.engine import Warehouse
+from patron.transforms.text import trim
 
 BLOCKING, WARNING = "blocking", "warning"
 REPORT_TABLE = "quality_report"
@@ -128,7 +129,7 @@ def duplicate_order_rate(orders: ir.Table, lines: ir.Table) -> ir.Table:
     which two different baskets share only by coincidence.
     """
     valued = order_values(orders, lines)
-    buyer = ibis.coalesce(valued.customer_id, valued.email.strip().lower(), valued.loyalty_id)
+    buyer = ibis.coalesce(valued.customer_id, trim(valued.email).lower(), valued.loyalty_id)
     same = [valued.source, buyer.name("buyer"), valued.ordered_at, valued.n_lines, valued.units,
             valued.value.round(2).name("rounded"), valued.first_sku, valued.last_sku]
     groups = valued.group_by(same).aggregate(n=valued.count())

@@ -1,0 +1,82 @@
+"""The command line end to end on a small generated retailer (DuckDB)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from patron.cli import app
+
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli") / "shop"
+    assert invoke("init", str(folder)).exit_code == 0
+    result = invoke("generate", "--customers", "800", "--out", str(folder / "data"), "--format", "csv",
+                    "--dirty-rows", "1", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_init_writes_config_and_warehouse(project: Path) -> None:
+    text = (project / "patron.toml").read_text()
+    assert 'engine = "duckdb"' in text
+    assert (project / "patron.duckdb").exists()
+
+
+def test_ingest_validate_rfm_export(project: Path, tmp_path: Path) -> None:
+    result = invoke("ingest", str(project / "data"), "--project", str(project))
+    assert result.exit_code == 0, result.output
+    assert "orders" in result.output and "rejected" in result.output
+
+    again = invoke("ingest", str(project / "data"), "--project", str(project))
+    assert "already ingested" in again.output
+
+    assert invoke("validate", "--project", str(project)).exit_code == 0
+    summary = invoke("rfm", "--project", str(project))
+    assert summary.exit_code == 0, summary.output
+    assert "repeat buyers" in summary.output
+
+    out = tmp_path / "rfm.csv"
+    exported = invoke("export", "rfm", "--out", str(out), "--project", str(project))
+    assert exported.exit_code == 0, exported.output
+    rfm = pd.read_csv(out)
+    assert {"customer_key", "frequency", "recency", "T"} <= set(rfm.columns)
+    assert (rfm.recency <= rfm["T"]).all()
+
+    rejects = tmp_path / "rejects.parquet"
+    assert invoke("export", "rejects", "--out", str(rejects), "--project", str(project)).exit_code == 0
+    frame = pd.read_parquet(rejects)
+    assert len(frame) > 0 and frame["reason"].notna().all() and (frame["line"] > 1).all()
+
+
+def test_unreadable_file_gives_one_line_error(project: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "orders.parquet"
+    bad.write_bytes(b"this is not parquet")
+    result = runner.invoke(app, ["ingest", str(bad), "--project", str(project)])
+    assert result.exit_code == 1
+    assert "orders.parquet" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_export_of_a_missing_table_fails_cleanly(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.csv"
+    result = runner.invoke(app, ["export", "nope", "--out", str(out), "--project", str(project)])
+    assert result.exit_code == 1
+    assert "nope" in result.output
+    assert not out.exists()
+
+
+def test_commands_outside_a_project_say_what_to_do(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", "--project", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "patron init" in result.output
