@@ -20,7 +20,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from patron.transforms.rfm import TimeLike, utc_timestamp_literal
+from patron.transforms.rfm import TimeLike, date_day_number, utc_day_number, utc_timestamp_literal
 
 #: Money columns of a line or an order, in the reporting currency.
 MONEY_COLUMNS = (
@@ -68,6 +68,31 @@ def fx_periods(fx_rates: ir.Table) -> ir.Table:
     )
 
 
+def daily_rates(fx_rates: ir.Table, *, last_day: ir.IntegerScalar) -> ir.Table:
+    """One row per currency and day (UTC day number) with the rate valid that day.
+
+    Rates come at any frequency and hold until the next one; spelling them out per day
+    (a few thousand rows per currency) turns the conversion into an equality join,
+    which every engine runs as a hash join, instead of a range join.
+
+    Parameters
+    ----------
+    fx_rates
+        The contract's ``fx_rates``.
+    last_day
+        The last day number to cover (the latest rate holds until then).
+    """
+    periods = fx_periods(fx_rates)
+    from_day = date_day_number(periods.valid_from)
+    latest = ibis.greatest(last_day + 1, from_day + 1)
+    to_day = ibis.coalesce(date_day_number(periods.valid_to), latest)
+    return periods.select(
+        periods.currency,
+        day=ibis.range(from_day, to_day).unnest(),
+        rate_to_reporting=periods.rate_to_reporting,
+    )
+
+
 def order_rates(orders: ir.Table, fx_rates: ir.Table, *, reporting_currency: str | None = None) -> ir.Table:
     """The rate converting each order's money to the reporting currency.
 
@@ -86,14 +111,9 @@ def order_rates(orders: ir.Table, fx_rates: ir.Table, *, reporting_currency: str
         ``order_id`` and ``rate_to_reporting``, one row per order; the rate is NULL when
         no rate is valid on the order's UTC date (before the currency's first rate).
     """
-    periods = fx_periods(fx_rates)
-    dated = orders.select(orders.order_id, orders.currency, order_date=orders.ordered_at.date())
-    valid = [
-        dated.currency == periods.currency,
-        dated.order_date >= periods.valid_from,
-        periods.valid_to.isnull() | (dated.order_date < periods.valid_to),
-    ]
-    joined = dated.left_join(periods, valid)
+    dated = orders.select(orders.order_id, orders.currency, day=utc_day_number(orders.ordered_at))
+    daily = daily_rates(fx_rates, last_day=dated.day.max())
+    joined = dated.left_join(daily, [dated.currency == daily.currency, dated.day == daily.day])
     rate = joined.rate_to_reporting
     if reporting_currency is not None:
         rate = rate.fill_null(ibis.ifelse(joined.currency == reporting_currency, 1.0, ibis.null("float64")))

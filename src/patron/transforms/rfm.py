@@ -52,7 +52,12 @@ def utc_day_number(time: ir.TimestampValue) -> ir.IntegerValue:
     Both engines run in UTC (the engine module sets it), so the cast to a date is the
     UTC date; whole days as integers make day differences exact on every engine.
     """
-    return (time.date().epoch_seconds() // SECONDS_PER_DAY).cast("int64")
+    return date_day_number(time.date())
+
+
+def date_day_number(day: ir.DateValue) -> ir.IntegerValue:
+    """Days since 1970-01-01 of a date."""
+    return (day.epoch_seconds() // SECONDS_PER_DAY).cast("int64")
 
 
 def day_number(value: TimeLike) -> int:
