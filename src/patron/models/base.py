@@ -1,0 +1,377 @@
+"""The machinery every BTYD model shares: validation, histogram fitting, uncertainty.
+
+A model module supplies only its likelihood (per distinct row), the gradient of it
+with respect to the log-parameters, starting values and predictions. This base class
+
+* checks the input once, at the boundary, with errors naming the column and the rule;
+* collapses the rows to the histogram of distinct sufficient statistics with counts,
+  so a fit costs what the distinct rows cost, not what the customers cost;
+* maximises the weighted log-likelihood over log-parameters with L-BFGS-B from a
+  few starts, keeping the best;
+* derives standard errors and 95% intervals from the Hessian (central differences
+  of the exact gradient) and reports AIC, BIC and a ``summary()`` table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+from threadpoolctl import threadpool_limits
+
+from patron.errors import ConvergenceError, DataContractError, NotFittedError
+from patron.models._special import FloatArray, numeric_jacobian
+
+_WEIGHT_COLUMNS = ("weights", "n_customers")
+# Log-parameter bounds: parameters between ~1e-8 and ~1e8.
+_LOG_BOUND = 18.4
+_Z95 = 1.959963984540054
+# Smallest Hessian eigenvalue, relative to the largest, still taken as curvature.
+_FLAT = 1e-9
+
+Stats = dict[str, FloatArray]
+
+
+def column(data: Any, name: str, model: str) -> FloatArray:
+    """One column of ``data`` as a float array, or a ``DataContractError`` naming it."""
+    try:
+        values = data[name]
+    except (KeyError, IndexError, TypeError):
+        raise DataContractError(f"{model}: column '{name}' is missing") from None
+    array = np.atleast_1d(np.asarray(values, dtype=float))
+    if array.ndim != 1:
+        raise DataContractError(f"{model}: column '{name}' must be one-dimensional")
+    if not np.all(np.isfinite(array)):
+        raise DataContractError(f"{model}: column '{name}' holds missing or infinite values")
+    return array
+
+
+def require(condition: FloatArray | bool, model: str, name: str, rule: str) -> None:
+    """Raise a ``DataContractError`` naming the column and the rule unless ``condition`` holds."""
+    if not np.all(condition):
+        raise DataContractError(f"{model}: column '{name}' breaks the rule: {rule}")
+
+
+def horizon(t: Any, name: str = "t") -> FloatArray:
+    """A prediction horizon (time or periods ahead) as floats, checked finite and >= 0."""
+    t = np.asarray(t, dtype=float)
+    if np.any(~np.isfinite(t) | (t < 0)):
+        raise ValueError(f"{name} must be finite and >= 0")
+    return t
+
+
+def check_frequency(stats: Stats, model: str) -> None:
+    """Frequency (repeat purchases) is a non-negative integer."""
+    x = stats["frequency"]
+    require(x >= 0, model, "frequency", "frequency >= 0")
+    require(x == np.round(x), model, "frequency", "frequency is a whole number")
+
+
+class BaseModel:
+    """Base of patron's probabilistic customer-base models (scikit-learn conventions).
+
+    Parameters
+    ----------
+    penalizer
+        L2 penalty on the log-parameters, ``penalizer * sum(log(theta)**2)``, added to
+        the mean negative log-likelihood (a log-normal prior centred on 1); 0 gives the
+        maximum-likelihood estimate. A small value (0.001-0.1) keeps ill-identified fits
+        away from the bounds in both directions. Unlike lifetimes' ``penalizer_coef``
+        (on ``theta**2``) it never pulls a parameter towards 0.
+    tol
+        Convergence tolerance handed to L-BFGS-B (``ftol`` and ``gtol``).
+    maxiter
+        Iteration limit per start.
+    n_starts
+        Number of starting points tried; the best optimum is kept.
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = ()
+    stat_columns: ClassVar[tuple[str, ...]] = ()
+    min_distinct_rows: ClassVar[int] = 4
+
+    def __init__(self, *, penalizer: float = 0.0, tol: float = 1e-10, maxiter: int = 2000, n_starts: int = 3) -> None:
+        self.penalizer = penalizer
+        self.tol = tol
+        self.maxiter = maxiter
+        self.n_starts = n_starts
+
+    # ---- hooks for the model modules -------------------------------------------------
+    def _validate(self, stats: Stats) -> None:
+        """Check the model's rules on its sufficient statistics (column-named errors)."""
+
+    def _check_identifiable(self, stats: Stats, weights: FloatArray) -> None:
+        """Raise ``ConvergenceError`` when the data cannot identify the model."""
+
+    def _log_likelihood_rows(self, log_params: FloatArray, stats: Stats) -> FloatArray:
+        raise NotImplementedError
+
+    def _gradient_rows(self, log_params: FloatArray, stats: Stats) -> FloatArray | None:
+        """Gradient of each row's log-likelihood w.r.t. the log-parameters, (rows, k); None: numeric."""
+        return None
+
+    def _initial_params(self, stats: Stats, weights: FloatArray) -> FloatArray:
+        return np.ones(len(self.param_names))
+
+    # ---- input --------------------------------------------------------------------------
+    def _stats(self, data: Any) -> Stats:
+        """Read and validate the sufficient-statistic columns of ``data``."""
+        name = type(self).__name__
+        stats = {col: column(data, col, name) for col in self.stat_columns}
+        if len({len(v) for v in stats.values()}) > 1:
+            raise DataContractError(f"{name}: columns {list(self.stat_columns)} differ in length")
+        self._validate(stats)
+        return stats
+
+    def _histogram(self, data: Any, weights: Any) -> tuple[Stats, FloatArray]:
+        """Validated statistics collapsed to distinct rows with summed weights."""
+        stats = self._stats(data)
+        n = len(next(iter(stats.values())))
+        w = self._weights(data, weights, n)
+        table = np.column_stack([stats[c] for c in self.stat_columns])
+        distinct, inverse = np.unique(table, axis=0, return_inverse=True)
+        counts = np.bincount(inverse.ravel(), weights=w, minlength=len(distinct))
+        keep = counts > 0
+        return {c: distinct[keep, i] for i, c in enumerate(self.stat_columns)}, counts[keep]
+
+    def _weights(self, data: Any, weights: Any, n: int) -> FloatArray:
+        name = type(self).__name__
+        if weights is None:
+            present = [c for c in _WEIGHT_COLUMNS if _has_column(data, c)]
+            if not present:
+                return np.ones(n)
+            weights, label = column(data, present[0], name), present[0]
+        else:
+            weights, label = np.atleast_1d(np.asarray(weights, dtype=float)), "weights"
+        require(len(weights) == n, name, label, "one weight per row")
+        require(np.isfinite(weights) & (weights >= 0), name, label, "weights are finite and >= 0")
+        require(weights.sum() > 0, name, label, "weights sum to more than 0")
+        return weights
+
+    # ---- fitting ------------------------------------------------------------------------
+    def fit(self, data: Any, *, weights: Any = None) -> Self:
+        """Fit by weighted maximum likelihood on the histogram of distinct rows.
+
+        Parameters
+        ----------
+        data
+            A DataFrame (or mapping of arrays) with the model's columns
+            (``stat_columns``), one row per customer or per distinct row; an optional
+            ``weights`` or ``n_customers`` column gives each row's count.
+        weights
+            Row counts, overriding any weight column.
+
+        Returns
+        -------
+        self
+        """
+        stats, w = self._histogram(data, weights)
+        name = type(self).__name__
+        if len(w) < self.min_distinct_rows:
+            raise ConvergenceError(
+                f"{name}: {len(w)} distinct rows cannot identify {len(self.param_names)} parameters "
+                f"(need at least {self.min_distinct_rows})"
+            )
+        self._check_identifiable(stats, w)
+        result = self._optimise(stats, w)
+        self._store(result, stats, w)
+        return self
+
+    def _objective(self, log_params: FloatArray, stats: Stats, w: FloatArray) -> tuple[float, FloatArray]:
+        """Mean weighted negative log-likelihood plus penalty, and its gradient."""
+        total = w.sum()
+        with np.errstate(all="ignore"):
+            ll = self._log_likelihood_rows(log_params, stats)
+        value = -np.dot(w, ll) / total
+        value += self.penalizer * np.sum(log_params**2)
+        if not np.isfinite(value):
+            return np.inf, np.zeros_like(log_params)
+        grad = self._total_gradient(log_params, stats, w) / -total + 2.0 * self.penalizer * log_params
+        if not np.all(np.isfinite(grad)):
+            return np.inf, np.zeros_like(log_params)
+        return float(value), grad
+
+    def _total_gradient(self, log_params: FloatArray, stats: Stats, w: FloatArray) -> FloatArray:
+        """Gradient of the weighted log-likelihood (no penalty), exact where the model gives one."""
+        with np.errstate(all="ignore"):
+            rows = self._gradient_rows(log_params, stats)
+        if rows is not None:
+            return w @ rows
+
+        def total(x: FloatArray) -> FloatArray:
+            with np.errstate(all="ignore"):
+                return np.atleast_1d(np.dot(w, self._log_likelihood_rows(x, stats)))
+
+        return numeric_jacobian(total, log_params, step=1e-6).ravel()
+
+    def _starts(self, stats: Stats, w: FloatArray) -> list[FloatArray]:
+        base = np.log(np.clip(self._initial_params(stats, w), 1e-6, 1e6))
+        rng = np.random.default_rng(0)  # fixed: the same data always give the same fit
+        jitter = [base + rng.normal(0.0, 1.0, base.size) for _ in range(max(self.n_starts - 1, 0))]
+        return [base, *jitter]
+
+    def _optimise(self, stats: Stats, w: FloatArray) -> optimize.OptimizeResult:
+        bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(self.param_names)
+        options = {"maxiter": self.maxiter, "ftol": self.tol, "gtol": self.tol * 1e-2, "maxcor": 30}
+        best = None
+        # the optimiser's BLAS calls are on tiny vectors: threads only add start-up cost
+        with threadpool_limits(limits=1, user_api="blas"):
+            for start in self._starts(stats, w):
+                res = optimize.minimize(
+                    self._objective,
+                    start,
+                    args=(stats, w),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=bounds,
+                    options=options,
+                )
+                if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+                    best = res
+        name = type(self).__name__
+        if best is None:
+            raise ConvergenceError(f"{name}: the likelihood is not finite at any starting point")
+        at_bound = [p for p, v in zip(self.param_names, best.x, strict=True) if abs(v) > _LOG_BOUND - 0.05]
+        if at_bound:
+            raise ConvergenceError(
+                f"{name}: parameter(s) {at_bound} ran to the bound {np.exp(_LOG_BOUND):.0e} or its inverse; "
+                "the data cannot identify the model (try penalizer > 0)"
+            )
+        grad_norm = np.max(np.abs(best.jac))
+        if not best.success and grad_norm > 1e-4:
+            raise ConvergenceError(f"{name}: optimisation did not converge ({best.message}); |grad| {grad_norm:.2e}")
+        return best
+
+    def _store(self, result: optimize.OptimizeResult, stats: Stats, w: FloatArray) -> None:
+        log_params = result.x
+        n_obs = float(w.sum())
+        with np.errstate(all="ignore"):
+            ll = float(np.dot(w, self._log_likelihood_rows(log_params, stats)))
+        k = len(self.param_names)
+        hessian = self._hessian(log_params, stats, w)
+        self._check_curvature(hessian)
+        cov = np.linalg.inv(hessian)
+        self.params_ = dict(zip(self.param_names, np.exp(log_params).tolist(), strict=True))
+        self.log_likelihood_ = ll
+        self.n_observations_ = n_obs
+        self.n_distinct_rows_ = len(w)
+        self.aic_ = 2.0 * k - 2.0 * ll
+        self.bic_ = k * np.log(n_obs) - 2.0 * ll
+        self.log_params_covariance_ = cov
+        se_log = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        values = np.exp(log_params)
+        self.standard_errors_ = dict(zip(self.param_names, (values * se_log).tolist(), strict=True))
+        self.confidence_intervals_ = pd.DataFrame(
+            {"lower_95": values * np.exp(-_Z95 * se_log), "upper_95": values * np.exp(_Z95 * se_log)},
+            index=pd.Index(self.param_names, name="parameter"),
+        )
+        self.n_iterations_ = int(result.nit)
+
+    def _check_curvature(self, hessian: FloatArray) -> None:
+        """A flat or saddle direction at the optimum means the data cannot pin the parameters down."""
+        eigenvalues = np.linalg.eigvalsh(hessian) if np.all(np.isfinite(hessian)) else np.array([np.nan])
+        if not np.all(np.isfinite(eigenvalues)) or eigenvalues.min() <= _FLAT * max(eigenvalues.max(), 1.0):
+            raise ConvergenceError(
+                f"{type(self).__name__}: the likelihood is flat in some direction at the optimum "
+                f"(Hessian eigenvalues {np.array2string(eigenvalues, precision=2)}); the data cannot identify "
+                "the model (try penalizer > 0)"
+            )
+
+    def _hessian(self, log_params: FloatArray, stats: Stats, w: FloatArray) -> FloatArray:
+        """Hessian of the penalised negative log-likelihood (summed, log scale)."""
+        total = w.sum()
+
+        def gradient(x: FloatArray) -> FloatArray:
+            return self._objective(x, stats, w)[1] * total
+
+        hessian = numeric_jacobian(gradient, log_params, step=1e-5)
+        return (hessian + hessian.T) / 2.0
+
+    # ---- fitted state -------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit() first")
+
+    def _log_params(self) -> FloatArray:
+        self._check_fitted()
+        return np.log(np.array([self.params_[p] for p in self.param_names]))
+
+    def summary(self) -> pd.DataFrame:
+        """Estimates, standard errors and 95% intervals (log-normal, so always positive).
+
+        A model built by :meth:`with_params` has no uncertainty: its errors and bounds are NaN.
+        """
+        self._check_fitted()
+        index = pd.Index(self.param_names, name="parameter")
+        table = pd.DataFrame(
+            {"estimate": self.params_, "std_error": getattr(self, "standard_errors_", {})}, index=index
+        )
+        intervals = getattr(self, "confidence_intervals_", pd.DataFrame(columns=["lower_95", "upper_95"], index=index))
+        return table.join(intervals.astype(float))
+
+    def with_params(self, params: Mapping[str, float]) -> Self:
+        """A fitted copy of this model with the given parameters (no uncertainty attached).
+
+        Used to evaluate predictions at published or sampled parameter values.
+        """
+        missing = [p for p in self.param_names if p not in params]
+        if missing:
+            raise ValueError(f"{type(self).__name__}: parameters {missing} are missing")
+        values = {p: float(params[p]) for p in self.param_names}
+        if not all(np.isfinite(v) and v > 0 for v in values.values()):
+            raise ValueError(f"{type(self).__name__}: parameters must be finite and positive")
+        model = type(self)(**self.get_params())
+        model.params_ = values
+        return model
+
+    def sample_params(self, n: int, *, random_state: int | np.random.Generator | None = None) -> list[dict[str, float]]:
+        """Draw parameter sets from the asymptotic normal of the log-parameters (inverse Hessian)."""
+        centre = self._log_params()
+        cov = getattr(self, "log_params_covariance_", None)
+        if cov is None or not np.all(np.isfinite(cov)):
+            raise ConvergenceError(f"{type(self).__name__}: no finite parameter covariance to sample from")
+        rng = np.random.default_rng(random_state)
+        draws = rng.multivariate_normal(centre, cov, size=n, method="eigh")
+        return [dict(zip(self.param_names, np.exp(d).tolist(), strict=True)) for d in draws]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments (scikit-learn convention)."""
+        return {
+            "penalizer": self.penalizer,
+            "tol": self.tol,
+            "maxiter": self.maxiter,
+            "n_starts": self.n_starts,
+        }
+
+    def __repr__(self) -> str:
+        if hasattr(self, "params_"):
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+            return f"{type(self).__name__}({shown})"
+        return f"{type(self).__name__}(not fitted)"
+
+
+def _has_column(data: Any, name: str) -> bool:
+    try:
+        return name in data
+    except TypeError:
+        return False
+
+
+def check_recency_frequency_age(stats: Stats, model: str, *, age: str = "T") -> None:
+    """Rules shared by the continuous-time models: ``0 <= recency <= T``, integer frequency."""
+    check_frequency(stats, model)
+    x, t_x, big_t = stats["frequency"], stats["recency"], stats[age]
+    require(t_x >= 0, model, "recency", "recency >= 0")
+    require(big_t >= 0, model, age, f"{age} >= 0")
+    require(t_x <= big_t, model, "recency", f"recency <= {age}")
+    require((x > 0) | (t_x == 0), model, "recency", "recency == 0 where frequency == 0")
+
+
+def check_repeat_buyers(stats: Stats, weights: FloatArray, model: str) -> None:
+    """A purchase-rate model needs some repeat buyers and some non-buyers' exposure."""
+    repeat = weights[stats["frequency"] > 0].sum()
+    if repeat == 0:
+        raise ConvergenceError(f"{model}: no repeat buyers (frequency is 0 everywhere); the model is not identified")
