@@ -8,7 +8,9 @@ subclasses fill the hooks (connect, transaction, table swap), as splink's databa
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,6 +104,10 @@ class Warehouse:
         """``obj`` in the form the engine loads best; DuckDB takes frames and Arrow as they are."""
         return obj
 
+    def splink_api(self) -> Any:
+        """Splink's database API over this warehouse's own connection or session."""
+        raise EngineError(f"no Splink backend for engine {self.engine!r}")
+
     def drop(self, name: str) -> None:
         if self.has_table(name):
             self.con.drop_table(check_table_name(name))
@@ -158,6 +164,11 @@ class DuckDBWarehouse(Warehouse):
         finally:
             self._depth -= 1
 
+    def splink_api(self) -> Any:
+        from splink import DuckDBAPI
+
+        return DuckDBAPI(connection=self.con.con)
+
     def _swap(self, staging: str, name: str) -> None:
         with self.transaction():
             if self.has_table(name):
@@ -174,6 +185,11 @@ class SparkWarehouse(Warehouse):
     """
 
     engine = "spark"
+
+    def splink_api(self) -> Any:
+        from splink import SparkAPI
+
+        return SparkAPI(spark_session=self.con._session)
 
     def _engine_object(self, obj: TableLike) -> TableLike:
         """Frames and Arrow tables go to Spark through Arrow, which keeps NULL text as NULL.
@@ -205,6 +221,8 @@ def spark_session(settings: Settings) -> Any:
         if active is None:
             raise EngineError("spark.master is empty and no Spark session is active")
         return active
+    # local workers must run this interpreter, which has patron's packages (Python UDFs)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     warehouse_dir = settings.spark_warehouse_dir.resolve()
     metastore = warehouse_dir.parent / "metastore_db"
     builder = (
