@@ -42,6 +42,9 @@ def test_ingest_validate_rfm_export(project: Path, tmp_path: Path) -> None:
     assert "already ingested" in again.output
 
     assert invoke("validate", "--project", str(project)).exit_code == 0
+    resolved = invoke("resolve", "--project", str(project))
+    assert resolved.exit_code == 0, resolved.output
+    assert "loyalty_id" in resolved.output and "email" in resolved.output
     summary = invoke("rfm", "--project", str(project))
     assert summary.exit_code == 0, summary.output
     assert "repeat buyers" in summary.output

@@ -153,6 +153,28 @@ def quality_table(report) -> Table:
 
 
 @app.command()
+def resolve(project: ProjectOption = None) -> None:  # type: ignore[assignment]
+    """Resolve customer records and orders to persons: identity_map and order_keys."""
+    with _errors():
+        settings = load_settings(_project(project))
+        with progress_reporter() as reporter:
+            result = pipeline.resolve(settings, reporter=reporter)
+    console.print(identity_table(result))
+
+
+def identity_table(result: pipeline.ResolveResult) -> Table:
+    table = Table(title=f"Identity resolution: {result.customers:,} customers")
+    table.add_column("linked by")
+    table.add_column("customer records", justify="right")
+    table.add_column("orders", justify="right")
+    methods = sorted(set(result.records_by_method) | set(result.orders_by_method))
+    for method in methods:
+        table.add_row(method, f"{result.records_by_method.get(method, 0):,}",
+                      f"{result.orders_by_method.get(method, 0):,}")
+    return table
+
+
+@app.command()
 def rfm(
     observation_end: Annotated[
         str | None, typer.Option(help="Last day observed, YYYY-MM-DD; default: the day of the last order.")
@@ -220,6 +242,7 @@ def demo(
         result = pipeline.run_demo(project, customers=customers, seed=seed, reporter=reporter)
     console.print(ingest_table(result.ingest))
     console.print(quality_table(result.quality))
+    console.print(identity_table(result.identity))
     console.print(summary_table(result.summary, result.currency))
     for chart in result.charts:
         console.print(f"Chart: {chart}")

@@ -43,6 +43,12 @@ max_duplicate_order_rate = 0.0
 spend_outlier_z = 6.0        # order value this many robust deviations above the median
 max_outlier_rate = 0.01
 max_orders_without_lines_rate = 0.001
+
+[identity]
+match_threshold = 0.95       # Splink match probability needed to join a record no rule joined
+phone_corroboration = ["first_name", "birth_year"]   # a shared phone links only if one of these agrees
+max_records_per_key = 20     # an email/phone/loyalty id on more records is a placeholder
+probabilistic = true         # false: deterministic rules only
 """
 
 
@@ -66,6 +72,46 @@ class QualitySettings:
     spend_outlier_z: float = 6.0
     max_outlier_rate: float = 0.01
     max_orders_without_lines_rate: float = 0.001
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """Thresholds of identity resolution (the ``[identity]`` section of ``patron.toml``).
+
+    Attributes
+    ----------
+    match_threshold
+        Match probability at or above which Splink links a record no rule joined (0.95).
+    phone_corroboration
+        Fields of which at least one must agree (both present and equal) for a shared
+        phone to link two records; ``("first_name", "birth_year")``.
+    max_records_per_key
+        A loyalty id, e-mail or phone held by more records than this is a placeholder
+        and links nothing (20; real persons hold a handful of records).
+    max_iterations
+        Cap on label-propagation rounds; components wider than this raise (50).
+    probabilistic
+        Run Splink on the records no rule joined (True).
+    u_max_pairs
+        Random pairs Splink samples to estimate u probabilities (1e6).
+    em_max_pairs
+        Blocked pairs each expectation-maximisation round samples at most (2e6).
+    seed
+        Seed of Splink's random sampling, for reproducible parameters (42).
+    key_unmatched_guests
+        Give orders whose loyalty id or e-mail matches no customer record a guest key
+        (``'G'`` + hash of the identifier) instead of NULL (True).
+    """
+
+    match_threshold: float = 0.95
+    phone_corroboration: tuple[str, ...] = ("first_name", "birth_year")
+    max_records_per_key: int = 20
+    max_iterations: int = 50
+    probabilistic: bool = True
+    u_max_pairs: float = 1e6
+    em_max_pairs: float = 2e6
+    seed: int = 42
+    key_unmatched_guests: bool = True
 
 
 @dataclass(frozen=True)
@@ -94,6 +140,7 @@ class Settings:
     reporting_currency: str = "EUR"
     model: ModelSettings = field(default_factory=ModelSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     @property
     def warehouse_path(self) -> Path:
@@ -153,7 +200,18 @@ def parse_settings(data: dict[str, Any], project_dir: Path) -> Settings:
         reporting_currency=currency,
         model=model,
         quality=_build(QualitySettings, _section(data, "quality"), "quality"),
+        identity=_identity(_section(data, "identity")),
     )
+
+
+def _identity(values: dict[str, Any]) -> IdentitySettings:
+    values = dict(values)
+    if "phone_corroboration" in values:
+        values["phone_corroboration"] = tuple(values["phone_corroboration"])
+    identity = _build(IdentitySettings, values, "identity")
+    if not 0.0 < identity.match_threshold <= 1.0:
+        raise ConfigError(f"{CONFIG_NAME}: [identity] match_threshold must be in (0, 1]")
+    return identity
 
 
 def load_settings(project_dir: Path | str | None = None) -> Settings:

@@ -27,6 +27,8 @@ from patron.engine import Warehouse, connect
 from patron.errors import PatronError, QualityError
 
 ORDER_VALUES = "order_values"
+IDENTITY_MAP = "identity_map"
+ORDER_KEYS = "order_keys"
 RFM = "rfm"
 RFM_HISTOGRAM = "rfm_histogram"
 
@@ -137,6 +139,38 @@ def require_quality(report) -> None:
         raise QualityError(f"blocking data-quality checks failed: {names}; see `patron validate`")
 
 
+# -- resolve --------------------------------------------------------------------------
+@dataclass
+class ResolveResult:
+    """What ``resolve`` wrote: record and order counts per method."""
+
+    records_by_method: dict[str, int]
+    orders_by_method: dict[str, int]
+    customers: int
+
+
+def resolve(settings: Settings, *, reporter: Reporter | None = None) -> ResolveResult:
+    """Resolve customer records and orders to persons: ``identity_map`` and ``order_keys``."""
+    from patron.transforms.identity import resolve_identities
+
+    reporter = reporter or Reporter()
+    with open_warehouse(settings) as warehouse, reporter.task("Resolving identities", total=1) as advance:
+        resolve_identities(warehouse.table("customers"), warehouse.table("orders"),
+                           settings=settings.identity, backend=warehouse,
+                           identity_map_name=IDENTITY_MAP, order_keys_name=ORDER_KEYS)
+        advance(1)
+        identity = warehouse.table(IDENTITY_MAP)
+        keys = warehouse.table(ORDER_KEYS)
+        records = warehouse.to_pandas(identity.group_by("method").aggregate(n=identity.count()))
+        orders = warehouse.to_pandas(keys.group_by("method").aggregate(n=keys.count()))
+        customers = warehouse.con.execute(keys.customer_key.nunique())
+    return ResolveResult(
+        records_by_method=dict(zip(records["method"], records["n"].astype(int), strict=True)),
+        orders_by_method=dict(zip(orders["method"], orders["n"].astype(int), strict=True)),
+        customers=int(customers),
+    )
+
+
 # -- summarise ------------------------------------------------------------------------
 @dataclass
 class SummaryResult:
@@ -164,7 +198,7 @@ def observation_end_for(settings: Settings, orders: ir.Table, warehouse: Warehou
 def summarise(settings: Settings, *, observation_end: dt.date | None = None,
               reporter: Reporter | None = None) -> SummaryResult:
     """Order values in the reporting currency, then the RFM summary and its histogram."""
-    from patron.transforms.keys import provisional_customer_key
+    from patron.transforms.keys import provisional_customer_key, resolved_customer_key
     from patron.transforms.money import order_values
     from patron.transforms.rfm import end_of_day, rfm_histogram, rfm_summary
 
@@ -177,7 +211,11 @@ def summarise(settings: Settings, *, observation_end: dt.date | None = None,
         values = order_values(tables["orders"], tables["order_lines"], tables["returns"],
                               tables["order_costs"], tables["fx_rates"], as_of=end_of_day(end),
                               reporting_currency=settings.reporting_currency)
-        warehouse.write(ORDER_VALUES, provisional_customer_key(values))
+        if warehouse.has_table(ORDER_KEYS):
+            keyed = resolved_customer_key(values, warehouse.table(ORDER_KEYS))
+        else:  # before `patron resolve`: the best identifier each order carries
+            keyed = provisional_customer_key(values)
+        warehouse.write(ORDER_VALUES, keyed)
         advance(1)
         summary = rfm_summary(warehouse.table(ORDER_VALUES), observation_end=end, unit_days=unit_days)
         warehouse.write(RFM, summary)
@@ -255,6 +293,7 @@ class DemoResult:
     currency: str
     ingest: list
     quality: object
+    identity: ResolveResult
     summary: SummaryResult
     charts: list[Path]
 
@@ -318,8 +357,9 @@ def run_demo(project_dir: Path, *, customers: int = 100_000, seed: int = 42,
         report = validate(settings)
         advance(1)
     require_quality(report)
+    identity = resolve(settings, reporter=reporter)
     summary = summarise(settings, reporter=reporter)
     with reporter.task("Drawing charts", total=1) as advance:
         charts = draw_charts(settings, project_dir / "reports")
         advance(1)
-    return DemoResult(project_dir, settings.reporting_currency, results, report, summary, charts)
+    return DemoResult(project_dir, settings.reporting_currency, results, report, identity, summary, charts)

@@ -20,7 +20,6 @@ Records that no rule joins are left for probabilistic matching (``identity_linka
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import ibis
@@ -28,6 +27,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 from ibis import _
 
+from patron.config import IdentitySettings
 from patron.engine import check_table_name
 from patron.errors import ConvergenceError, EngineError
 from patron.transforms.text import trim
@@ -38,46 +38,6 @@ if TYPE_CHECKING:
 #: Accented letters folded to their base letter in names (``str.translate`` in the engine).
 _ACCENTED = "àáâãäåāăąçćčďèéêëēėęěğìíîïīįıłñńňòóôõöøōőŕřśšşťùúûüūůűųýÿźżž"
 _PLAIN = "aaaaaaaaacccdeeeeeeeegiiiiiiilnnnoooooooorrssstuuuuuuuuyyzzz"
-
-
-@dataclass(frozen=True)
-class IdentitySettings:
-    """Thresholds of identity resolution (the ``[identity]`` section of ``patron.toml``).
-
-    Attributes
-    ----------
-    match_threshold
-        Match probability at or above which Splink links a record no rule joined (0.95).
-    phone_corroboration
-        Fields of which at least one must agree (both present and equal) for a shared
-        phone to link two records; ``("first_name", "birth_year")``.
-    max_records_per_key
-        A loyalty id, e-mail or phone held by more records than this is a placeholder
-        and links nothing (20; real persons hold a handful of records).
-    max_iterations
-        Cap on label-propagation rounds; components wider than this raise (50).
-    probabilistic
-        Run Splink on the records no rule joined (True).
-    u_max_pairs
-        Random pairs Splink samples to estimate u probabilities (1e6).
-    em_max_pairs
-        Blocked pairs each expectation-maximisation round samples at most (2e6).
-    seed
-        Seed of Splink's random sampling, for reproducible parameters (42).
-    key_unmatched_guests
-        Give orders whose loyalty id or e-mail matches no customer record a guest key
-        (``'G'`` + hash of the identifier) instead of NULL (True).
-    """
-
-    match_threshold: float = 0.95
-    phone_corroboration: tuple[str, ...] = ("first_name", "birth_year")
-    max_records_per_key: int = 20
-    max_iterations: int = 50
-    probabilistic: bool = True
-    u_max_pairs: float = 1e6
-    em_max_pairs: float = 2e6
-    seed: int = 42
-    key_unmatched_guests: bool = True
 
 
 # -- normalisation -------------------------------------------------------------------------------

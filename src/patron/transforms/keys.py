@@ -61,3 +61,14 @@ def provisional_customer_key(orders: ir.Table) -> ir.Table:
         )
     )
     return orders.mutate(customer_key=key)
+
+
+def resolved_customer_key(orders: ir.Table, order_keys: ir.Table) -> ir.Table:
+    """``orders`` with the ``customer_key`` identity resolution gave each order.
+
+    ``order_keys`` is the table ``patron resolve`` writes (``order_id``, ``customer_key``,
+    ``method``); orders it does not cover, or covers as anonymous, get a NULL key.
+    """
+    keys = order_keys.select(_order_id=order_keys.order_id, customer_key=order_keys.customer_key)
+    joined = orders.left_join(keys, orders.order_id == keys._order_id)
+    return joined.select(*[joined[c] for c in orders.columns], joined.customer_key)
