@@ -93,9 +93,12 @@ def run_patron(parquet: Path, folder: Path, seconds: dict[str, float]) -> tuple[
         warehouse.close()
 
 
-def pandas_summary(log: pd.DataFrame, unit_days: int = 7) -> pd.DataFrame:
-    """The summary as lifetimes computes it: one row per customer and day, then per customer."""
-    log = log[log["ordered_at"] < END]
+def pandas_summary(log: pd.DataFrame, unit_days: int = 7, last_day: pd.Timestamp = LAST_DAY) -> pd.DataFrame:
+    """The summary as lifetimes computes it: one row per customer and day, then per customer.
+
+    ``log`` has ``customer_key``, ``ordered_at`` (UTC) and ``value``; ``last_day`` is the last day observed.
+    """
+    log = log[log["ordered_at"] < last_day.floor("D") + pd.Timedelta(days=1)]
     log = log.assign(day=log["ordered_at"].dt.floor("D"))
     days = log.groupby(["customer_key", "day"], sort=True, as_index=False)["value"].sum()
     first = ~days["customer_key"].duplicated()
@@ -105,7 +108,7 @@ def pandas_summary(log: pd.DataFrame, unit_days: int = 7) -> pd.DataFrame:
     return pd.DataFrame({
         "frequency": per["n"] - 1,
         "recency": (per["last"] - per["first"]).dt.days / unit_days,
-        "T": (LAST_DAY.floor("D") - per["first"]).dt.days / unit_days,
+        "T": (last_day.floor("D") - per["first"]).dt.days / unit_days,
         "monetary_value": repeat_mean.fillna(0.0),
     })
 
