@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 from lifetimes.utils import summary_data_from_transaction_data
 
+from patron.datasets import load_cdnow_transactions
 from patron.engine import Warehouse
 from patron.transforms.rfm import rfm_histogram, rfm_summary
 
-CDNOW_SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "cdnow" / "CDNOW_sample.txt"
 DUCKDB_ONLY = pytest.mark.parametrize("engine_name", ["duckdb"])
 END = "2024-02-29"  # the last day observed, inclusive (2024 is a leap year)
 SCHEMA = pa.schema([("customer_key", pa.string()), ("ordered_at", pa.timestamp("us", tz="UTC")),
@@ -147,12 +145,12 @@ def test_generated_log_matches_lifetimes(warehouse: Warehouse) -> None:
 
 
 def _cdnow() -> pd.DataFrame:
-    names = ["master_id", "customer_key", "date", "cds", "value"]
-    raw = pd.read_csv(CDNOW_SAMPLE, sep=r"\s+", header=None, names=names, dtype={"date": str})
+    """The CDNOW sample log shipped with patron (a copy of shared/data/cdnow/CDNOW_sample.txt)."""
+    raw = load_cdnow_transactions()
     return pd.DataFrame({
-        "customer_key": raw["customer_key"].astype(str),
-        "ordered_at": pd.to_datetime(raw["date"], format="%Y%m%d").dt.tz_localize("UTC"),
-        "value": raw["value"].astype(float),
+        "customer_key": raw["customer_id"].astype(str),
+        "ordered_at": raw["date"].dt.tz_localize("UTC"),
+        "value": raw["dollar_value"].astype(float),
     })
 
 
