@@ -1,0 +1,160 @@
+"""Charts of a backtest: the figures the BTYD literature uses to judge a purchase model.
+
+Each function takes the frame :class:`~patron.evaluation.BacktestResult` produces and a
+path, draws one PNG (matplotlib, Agg backend: no screen needed) and returns the path.
+:func:`write_backtest_charts` draws them all for a result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from patron.evaluation import BacktestResult
+
+_LABELS = {"bg_nbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "mbg_nbd": "MBG/NBD"}
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+_ACTUAL = "black"
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a screen
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def model_label(name: str) -> str:
+    """How a model name reads on a chart: ``bg_nbd`` -> ``BG/NBD``; other names as they are."""
+    return _LABELS.get(name, name)
+
+
+def _model_columns(frame: pd.DataFrame, reserved: set[str]) -> list[str]:
+    return [c for c in frame.columns if c not in reserved]
+
+
+def _save(fig: Any, out: Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    _pyplot().close(fig)
+    return out
+
+
+def frequency_chart(by_frequency: pd.DataFrame, out: Path) -> Path:
+    """Mean holdout purchases by calibration frequency: actual vs each model (Fader-Hardie's check).
+
+    ``by_frequency``: ``label``, ``n``, ``actual`` and one column per model, as
+    :meth:`BacktestResult.by_frequency_frame` gives.
+    """
+    plt = _pyplot()
+    models = _model_columns(by_frequency, {"frequency", "label", "n", "actual"})
+    x = range(len(by_frequency))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(x, by_frequency["actual"], color=_ACTUAL, marker="o", linewidth=2, label="actual")
+    for colour, name in zip(_COLOURS, models, strict=False):
+        ax.plot(x, by_frequency[name], color=colour, marker=".", linestyle="--", label=model_label(name))
+    ax.set_xticks(list(x), [f"{lab}\n(n={int(n)})" for lab, n in zip(by_frequency["label"], by_frequency["n"],
+                                                                   strict=True)])
+    ax.set_xlabel("repeat purchases in the calibration period")
+    ax.set_ylabel("mean purchases in the holdout period")
+    ax.set_title("Conditional expectations: holdout purchases by calibration frequency")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def tracking_chart(tracking: pd.DataFrame, out: Path) -> Path:
+    """Cumulative repeat purchases per period, actual vs expected, with the end of calibration marked.
+
+    ``tracking``: ``period_end``, ``in_holdout``, ``actual`` and one column per model,
+    as :meth:`BacktestResult.tracking_frame` gives.
+    """
+    plt = _pyplot()
+    models = _model_columns(tracking, {"period", "period_end", "in_holdout", "actual"})
+    dates = pd.to_datetime(tracking["period_end"])
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(dates, tracking["actual"], color=_ACTUAL, linewidth=2, label="actual")
+    for colour, name in zip(_COLOURS, models, strict=False):
+        ax.plot(dates, tracking[name], color=colour, linestyle="--", label=model_label(name))
+    calibration = dates[~tracking["in_holdout"].astype(bool)]
+    if len(calibration) and len(calibration) < len(dates):
+        end = calibration.max()
+        ax.axvline(end, color="grey", linestyle=":", linewidth=1.5)
+        ax.annotate("end of calibration", (end, 0.03), xycoords=("data", "axes fraction"),
+                    xytext=(4, 0), textcoords="offset points", color="grey")
+    ax.set_ylabel("cumulative repeat purchases")
+    ax.set_title("Tracking: cumulative repeat purchases, actual vs expected")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return _save(fig, out)
+
+
+def decile_chart(deciles: pd.DataFrame, out: Path) -> Path:
+    """Mean predicted vs actual holdout purchases per decile of prediction, one panel per model.
+
+    ``deciles``: ``model``, ``decile``, ``mean_predicted``, ``mean_actual``, as
+    :meth:`BacktestResult.deciles_frame` gives.
+    """
+    plt = _pyplot()
+    names = list(dict.fromkeys(deciles["model"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + 1, 4.2), sharey=True, squeeze=False)
+    width = 0.4
+    for ax, name in zip(axes[0], names, strict=True):
+        table = deciles[deciles["model"] == name].sort_values("decile")
+        x = table["decile"].to_numpy()
+        ax.bar(x - width / 2, table["mean_predicted"], width, color="#4c72b0", label="predicted")
+        ax.bar(x + width / 2, table["mean_actual"], width, color="#dd8452", label="actual")
+        ax.set_xticks(x)
+        ax.set_xlabel("decile of predicted purchases (1 = highest)")
+        ax.set_title(model_label(name))
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("mean purchases in the holdout period")
+    axes[0][0].legend(loc="upper right")
+    fig.suptitle("Holdout purchases by decile of prediction")
+    return _save(fig, out)
+
+
+def gain_chart(gain: pd.DataFrame, out: Path) -> Path:
+    """Share of holdout purchases captured by the top customers ranked by each model, vs perfect and random.
+
+    ``gain``: ``share``, ``perfect``, ``random`` and one column per model, as
+    :meth:`BacktestResult.gain_frame` gives.
+    """
+    plt = _pyplot()
+    models = _model_columns(gain, {"share", "perfect", "random"})
+    share = gain["share"] * 100
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    ax.plot(share, gain["perfect"] * 100, color=_ACTUAL, linestyle=":", linewidth=2, label="perfect (hindsight)")
+    for colour, name in zip(_COLOURS, models, strict=False):
+        ax.plot(share, gain[name] * 100, color=colour, label=model_label(name))
+    ax.plot(share, gain["random"] * 100, color="grey", linestyle="--", label="random")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 101)
+    ax.set_xlabel("top % of customers, ranked by predicted purchases")
+    ax.set_ylabel("% of holdout purchases captured")
+    ax.set_title("Gain curve")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def write_backtest_charts(result: BacktestResult, folder: Path) -> list[Path]:
+    """All four backtest charts of ``result`` in ``folder`` (created if missing).
+
+    Files: ``backtest_by_frequency.png``, ``backtest_tracking.png``,
+    ``backtest_deciles.png`` and ``backtest_gain.png``.
+    """
+    folder = Path(folder)
+    return [
+        frequency_chart(result.by_frequency_frame(), folder / "backtest_by_frequency.png"),
+        tracking_chart(result.tracking_frame(), folder / "backtest_tracking.png"),
+        decile_chart(result.deciles_frame(), folder / "backtest_deciles.png"),
+        gain_chart(result.gain_frame(), folder / "backtest_gain.png"),
+    ]
