@@ -49,6 +49,11 @@ def test_ingest_validate_rfm_export(project: Path, tmp_path: Path) -> None:
     assert summary.exit_code == 0, summary.output
     assert "repeat buyers" in summary.output
 
+    checked = invoke("backtest", "--project", str(project))
+    assert checked.exit_code == 0, checked.output
+    assert "(champion)" in checked.output and "bg_nbd" in checked.output
+    assert (project / "reports" / "backtest" / "backtest_tracking.png").exists()
+
     out = tmp_path / "rfm.csv"
     exported = invoke("export", "rfm", "--out", str(out), "--project", str(project))
     assert exported.exit_code == 0, exported.output

@@ -219,6 +219,40 @@ def summary_table(result: pipeline.SummaryResult, currency: str) -> Table:
 
 
 @app.command()
+def backtest(
+    calibration_end: Annotated[str | None, typer.Option(help="Last calibration day, YYYY-MM-DD.")] = None,
+    holdout_end: Annotated[str | None, typer.Option(help="Last holdout day; default: the observation end.")] = None,
+    project: ProjectOption = None,  # type: ignore[assignment]
+) -> None:
+    """Fit the purchase models on a calibration period and measure them on the holdout."""
+    with _errors():
+        settings = load_settings(_project(project))
+        start = _parse_date(calibration_end) if calibration_end else None
+        end = _parse_date(holdout_end) if holdout_end else None
+        with progress_reporter() as reporter:
+            run = pipeline.backtest(settings, calibration_end=start, holdout_end=end, reporter=reporter)
+    console.print(backtest_table(run))
+    for chart in run.charts:
+        console.print(f"Chart: {chart}")
+
+
+def backtest_table(run: pipeline.BacktestRun) -> Table:
+    result = run.result
+    title = (f"Backtest {run.run_id}: calibration to {result.calibration_end}, holdout to {result.holdout_end}, "
+             f"{result.n_customers:,} customers")
+    table = Table(title=title)
+    for column in ("model", "predicted", "actual", "error", "MAE", "RMSE", "Gini", "Spearman"):
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=column == "model")
+    champion = result.champion
+    for name, frame in result.summary_frame().iterrows():
+        label = f"[bold]{name} (champion)[/]" if name == champion else str(name)
+        table.add_row(label, f"{frame.predicted_total:,.0f}", f"{frame.actual_total:,.0f}",
+                      f"{frame.total_error_relative:+.1%}", f"{frame.mae:.3f}", f"{frame.rmse:.3f}",
+                      f"{frame.gini:.3f}", f"{frame.spearman:.3f}")
+    return table
+
+
+@app.command()
 def export(
     table: Annotated[str, typer.Argument(help="Warehouse table.")],
     out: Annotated[Path, typer.Option(help="Output file, .csv or .parquet.")],

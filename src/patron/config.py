@@ -35,6 +35,7 @@ time_unit = "week"           # "day" or "week": the unit of frequency, recency a
 horizons_months = [3, 12, 36]
 annual_discount_rate = 0.10
 value = "gp2"                # "gp2" (profit) or "revenue"
+holdout_months = 12          # backtests hold out the last months before the observation end
 # observation_end = "2025-12-31"   # default: the day after the last order
 
 [quality]
@@ -123,6 +124,7 @@ class ModelSettings:
     annual_discount_rate: float = 0.10
     value: str = "gp2"
     observation_end: str | None = None
+    holdout_months: int = 12
 
     @property
     def unit_days(self) -> int:
@@ -187,6 +189,8 @@ def parse_settings(data: dict[str, Any], project_dir: Path) -> Settings:
         raise ConfigError(f"{CONFIG_NAME}: [model] time_unit must be one of {tuple(TIME_UNITS)}")
     if model.value not in ("gp2", "revenue"):
         raise ConfigError(f"{CONFIG_NAME}: [model] value must be 'gp2' or 'revenue'")
+    if model.holdout_months <= 0:
+        raise ConfigError(f"{CONFIG_NAME}: [model] holdout_months must be positive")
     if not model.horizons_months or any(h <= 0 for h in model.horizons_months):
         raise ConfigError(f"{CONFIG_NAME}: [model] horizons_months must be positive integers")
     currency = _section(data, "reporting").get("currency", "EUR")

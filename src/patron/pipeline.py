@@ -254,6 +254,44 @@ def _table_or_empty(warehouse: Warehouse, name: str) -> ir.Table:
     return empty
 
 
+# -- backtest -------------------------------------------------------------------------
+@dataclass
+class BacktestRun:
+    """A backtest: its result, the run id in the ``backtests`` table and its charts."""
+
+    result: object
+    run_id: str
+    charts: list[Path]
+
+
+def backtest(settings: Settings, *, calibration_end: dt.date | None = None, holdout_end: dt.date | None = None,
+             reporter: Reporter | None = None) -> BacktestRun:
+    """Fit the purchase models on a calibration period, measure them on the holdout after it.
+
+    By default the holdout is the last ``[model] holdout_months`` before the observation
+    end. Results go to the ``backtests`` table and charts to ``reports/backtest/``.
+    """
+    from patron.evaluation import backtest as run_backtest
+    from patron.evaluation import write_backtest
+    from patron.reports.backtest_charts import write_backtest_charts
+
+    reporter = reporter or Reporter()
+    with open_warehouse(settings) as warehouse, reporter.task("Backtesting", total=3) as advance:
+        values = warehouse.table(ORDER_VALUES)
+        end = holdout_end or observation_end_for(settings, values, warehouse)
+        start = calibration_end or (pd.Timestamp(end) - pd.DateOffset(months=settings.model.holdout_months)).date()
+        if start >= end:
+            raise PatronError(f"calibration end {start} must come before the holdout end {end}")
+        advance(1)
+        result = run_backtest(values, calibration_end=start, holdout_end=end, unit_days=settings.model.unit_days,
+                              value=settings.model.value, run=warehouse)
+        advance(1)
+        run_id = write_backtest(result, warehouse)
+        charts = write_backtest_charts(result, settings.project_dir / "reports" / "backtest")
+        advance(1)
+    return BacktestRun(result, run_id, charts)
+
+
 # -- export ---------------------------------------------------------------------------
 def export_table(settings: Settings, table: str, out: Path) -> int:
     """Write warehouse ``table`` to ``out`` (.csv or .parquet), streaming, all or nothing."""
