@@ -260,15 +260,19 @@ class BaseModel:
         self.n_distinct_rows_ = len(w)
         self.aic_ = 2.0 * k - 2.0 * ll
         self.bic_ = k * np.log(n_obs) - 2.0 * ll
+        self._set_covariance(cov)
+        self.n_iterations_ = int(result.nit)
+
+    def _set_covariance(self, cov: FloatArray) -> None:
+        """Attach the log-parameter covariance and the standard errors and intervals it implies."""
         self.log_params_covariance_ = cov
         se_log = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-        values = np.exp(log_params)
+        values = np.array([self.params_[p] for p in self.param_names])
         self.standard_errors_ = dict(zip(self.param_names, (values * se_log).tolist(), strict=True))
         self.confidence_intervals_ = pd.DataFrame(
             {"lower_95": values * np.exp(-_Z95 * se_log), "upper_95": values * np.exp(_Z95 * se_log)},
             index=pd.Index(self.param_names, name="parameter"),
         )
-        self.n_iterations_ = int(result.nit)
 
     def _check_curvature(self, hessian: FloatArray) -> None:
         """A flat or saddle direction at the optimum means the data cannot pin the parameters down."""
@@ -312,10 +316,14 @@ class BaseModel:
         intervals = getattr(self, "confidence_intervals_", pd.DataFrame(columns=["lower_95", "upper_95"], index=index))
         return table.join(intervals.astype(float))
 
-    def with_params(self, params: Mapping[str, float]) -> Self:
-        """A fitted copy of this model with the given parameters (no uncertainty attached).
+    def with_params(self, params: Mapping[str, float], *, covariance: Any = None) -> Self:
+        """A fitted copy of this model with the given parameters.
 
-        Used to evaluate predictions at published or sampled parameter values.
+        Used to evaluate predictions at published or sampled parameter values, and to
+        rebuild a stored fit. Without ``covariance`` no uncertainty is attached; with it
+        (the covariance of the log-parameters, ``log_params_covariance_`` of a fit, in
+        ``param_names`` order) the copy has the fit's standard errors, intervals and
+        :meth:`sample_params`.
         """
         missing = [p for p in self.param_names if p not in params]
         if missing:
@@ -325,6 +333,12 @@ class BaseModel:
             raise ValueError(f"{type(self).__name__}: parameters must be finite and positive")
         model = type(self)(**self.get_params())
         model.params_ = values
+        if covariance is not None:
+            k = len(self.param_names)
+            covariance = np.asarray(covariance, dtype=float)
+            if covariance.shape != (k, k) or not np.all(np.isfinite(covariance)):
+                raise ValueError(f"{type(self).__name__}: the covariance must be a finite {k}x{k} matrix")
+            model._set_covariance(covariance)
         return model
 
     def sample_params(self, n: int, *, random_state: int | np.random.Generator | None = None) -> list[dict[str, float]]:
