@@ -54,6 +54,18 @@ def test_ingest_validate_rfm_export(project: Path, tmp_path: Path) -> None:
     assert "(champion)" in checked.output and "bg_nbd" in checked.output
     assert (project / "reports" / "backtest" / "backtest_tracking.png").exists()
 
+    fitted = invoke("fit", "--model", "ParetoNBD", "--project", str(project))
+    assert fitted.exit_code == 0, fitted.output
+    assert "ParetoNBD" in fitted.output and "GammaGamma" in fitted.output
+    scored = invoke("score", "--project", str(project))
+    assert scored.exit_code == 0, scored.output
+    assert "CLV 12m" in scored.output
+    scores_file = tmp_path / "scores.parquet"
+    assert invoke("export", "scores", "--out", str(scores_file), "--project", str(project)).exit_code == 0
+    scores = pd.read_parquet(scores_file)
+    assert {"p_alive", "clv_3m", "clv_12m_lower", "clv_36m_upper", "churn_risk"} <= set(scores.columns)
+    assert (scores["clv_3m"] <= scores["clv_36m"] + 1e-9).all()
+
     out = tmp_path / "rfm.csv"
     exported = invoke("export", "rfm", "--out", str(out), "--project", str(project))
     assert exported.exit_code == 0, exported.output

@@ -53,3 +53,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.quality.passed
     for chart in result.charts:
         assert chart.exists() and chart.stat().st_size > 10_000
+    assert result.backtest.result.champion in result.backtest.result.models
+    deciles = result.scores.deciles
+    assert deciles["decile"].tolist() == list(range(1, 11))
+    assert deciles["mean"].is_monotonic_decreasing  # decile 1 holds the most valuable customers
+    assert deciles["customers"].sum() == result.scores.result.customers

@@ -253,6 +253,62 @@ def backtest_table(run: pipeline.BacktestRun) -> Table:
 
 
 @app.command()
+def fit(
+    model: Annotated[str | None, typer.Option(help="BetaGeo, ParetoNBD or ModifiedBetaGeo; default from patron.toml.")]
+    = None,
+    project: ProjectOption = None,  # type: ignore[assignment]
+) -> None:
+    """Fit the purchase, spend and margin models and store them as the champion."""
+    with _errors():
+        settings = load_settings(_project(project))
+        with progress_reporter() as reporter:
+            models = pipeline.fit(settings, purchase_model=model, reporter=reporter)
+    console.print(models_table(models))
+
+
+def models_table(models) -> Table:
+    table = Table(title=f"Models {models.model_id}")
+    for column in ("model", "parameters", "log-likelihood"):
+        table.add_column(column)
+    for component in (models.purchase, models.spend):
+        params = ", ".join(f"{k}={v:.4g}" for k, v in component.params_.items())
+        table.add_row(type(component).__name__, params, f"{component.log_likelihood_:,.1f}")
+    table.add_row("KeptMargin", ", ".join(f"{k}={v:.4g}" for k, v in models.margin.params_.items()), "")
+    return table
+
+
+@app.command()
+def score(
+    model_id: Annotated[str | None, typer.Option(help="Stored models to use; default: the champion.")] = None,
+    project: ProjectOption = None,  # type: ignore[assignment]
+) -> None:
+    """Score every customer: p_alive, expected orders and value, CLV with an interval per horizon."""
+    with _errors():
+        settings = load_settings(_project(project))
+        with progress_reporter() as reporter:
+            run = pipeline.score(settings, model_id=model_id, reporter=reporter)
+    console.print(scores_table(run, settings.reporting_currency))
+
+
+def scores_table(run: pipeline.ScoreRun, currency: str) -> Table:
+    result = run.result
+    table = Table(title=f"Scores: {result.customers:,} customers to {result.observation_end} "
+                        f"({result.distinct_rows:,} distinct histories)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("mean probability alive", f"{run.totals['mean_p_alive']:.1%}")
+    table.add_row(f"historic GP2 ({currency})", f"{run.totals['historic_gp2']:,.0f}")
+    for key, value in run.totals.items():
+        if key.startswith("clv_"):
+            table.add_row(f"CLV {key[4:]} ({currency})", f"{value:,.0f}")
+    top = run.deciles.loc[run.deciles["decile"] == 1, "total"].sum()
+    total = run.deciles["total"].sum()
+    if total:
+        table.add_row("share of long-horizon CLV in the top 10%", f"{top / total:.1%}")
+    return table
+
+
+@app.command()
 def export(
     table: Annotated[str, typer.Argument(help="Warehouse table.")],
     out: Annotated[Path, typer.Option(help="Output file, .csv or .parquet.")],
@@ -271,13 +327,16 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     project: ProjectOption = Path("demo"),
 ) -> None:
-    """Sample retailer → ingest → validate → summary, with a report on the terminal."""
+    """Sample retailer → ingest → validate → resolve → summary → backtest → fit → score, with a report."""
     with _errors(), progress_reporter() as reporter:
         result = pipeline.run_demo(project, customers=customers, seed=seed, reporter=reporter)
     console.print(ingest_table(result.ingest))
     console.print(quality_table(result.quality))
     console.print(identity_table(result.identity))
     console.print(summary_table(result.summary, result.currency))
+    console.print(backtest_table(result.backtest))
+    console.print(models_table(result.models))
+    console.print(scores_table(result.scores, result.currency))
     for chart in result.charts:
         console.print(f"Chart: {chart}")
     console.print(f"[bold green]Demo project ready in {project}[/] — try `patron export rfm "

@@ -12,6 +12,7 @@ from patron.errors import ConfigError
 CONFIG_NAME = "patron.toml"
 ENGINES = ("duckdb", "spark")
 TIME_UNITS = {"day": 1, "week": 7}
+PURCHASE_MODEL_NAMES = ("BetaGeo", "ParetoNBD", "ModifiedBetaGeo")
 
 DEFAULT_TOML = """\
 # patron project settings. Every command runs in the folder holding this file.
@@ -36,6 +37,7 @@ horizons_months = [3, 12, 36]
 annual_discount_rate = 0.10
 value = "gp2"                # "gp2" (profit) or "revenue"
 holdout_months = 12          # backtests hold out the last months before the observation end
+purchase_model = "BetaGeo"   # BetaGeo, ParetoNBD or ModifiedBetaGeo (the demo takes the backtest's champion)
 # observation_end = "2025-12-31"   # default: the day after the last order
 
 [quality]
@@ -125,6 +127,7 @@ class ModelSettings:
     value: str = "gp2"
     observation_end: str | None = None
     holdout_months: int = 12
+    purchase_model: str = "BetaGeo"
 
     @property
     def unit_days(self) -> int:
@@ -189,6 +192,8 @@ def parse_settings(data: dict[str, Any], project_dir: Path) -> Settings:
         raise ConfigError(f"{CONFIG_NAME}: [model] time_unit must be one of {tuple(TIME_UNITS)}")
     if model.value not in ("gp2", "revenue"):
         raise ConfigError(f"{CONFIG_NAME}: [model] value must be 'gp2' or 'revenue'")
+    if model.purchase_model not in PURCHASE_MODEL_NAMES:
+        raise ConfigError(f"{CONFIG_NAME}: [model] purchase_model must be one of {PURCHASE_MODEL_NAMES}")
     if model.holdout_months <= 0:
         raise ConfigError(f"{CONFIG_NAME}: [model] holdout_months must be positive")
     if not model.horizons_months or any(h <= 0 for h in model.horizons_months):

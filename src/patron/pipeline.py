@@ -292,6 +292,60 @@ def backtest(settings: Settings, *, calibration_end: dt.date | None = None, hold
     return BacktestRun(result, run_id, charts)
 
 
+# -- fit and score --------------------------------------------------------------------
+def fit(settings: Settings, *, purchase_model: str | None = None, reporter: Reporter | None = None):
+    """Fit the purchase, spend and margin models on the RFM tables and store them as champion."""
+    from patron.model_store import save_models
+    from patron.scoring import fit_value_models
+
+    reporter = reporter or Reporter()
+    name = purchase_model or settings.model.purchase_model
+    with open_warehouse(settings) as warehouse, reporter.task(f"Fitting {name}", total=1) as advance:
+        models = fit_value_models(warehouse, settings=settings, purchase_model=name)
+        save_models(warehouse, models, champion=True)
+        advance(1)
+    return models
+
+
+@dataclass
+class ScoreRun:
+    """What ``score`` wrote and how customer value is distributed."""
+
+    result: object
+    totals: dict[str, float]
+    deciles: pd.DataFrame
+
+
+def clv_deciles(scores: ir.Table, column: str) -> ir.Table:
+    """Customers, total and mean of ``column`` per decile of it (decile 1 = most valuable)."""
+    # Ibis' ntile is 0-based: the highest values get 9, i.e. decile 1
+    ranked = scores.mutate(decile=(10 - ibis.ntile(10).over(order_by=scores[column])).cast("int64"))
+    return ranked.group_by("decile").aggregate(
+        customers=ranked.count(), total=ranked[column].sum(), mean=ranked[column].mean()
+    ).order_by("decile")
+
+
+def score(settings: Settings, *, model_id: str | None = None, reporter: Reporter | None = None) -> ScoreRun:
+    """Score every customer with the stored (champion) models: the ``scores`` table."""
+    from patron.model_store import load_models
+    from patron.scoring import score_customers
+
+    reporter = reporter or Reporter()
+    with open_warehouse(settings) as warehouse, reporter.task("Scoring customers", total=1) as advance:
+        models = load_models(warehouse, model_id=model_id)
+        result = score_customers(warehouse, models, settings=settings)
+        advance(1)
+        scores = warehouse.table(result.table)
+        horizons = settings.model.horizons_months
+        totals = warehouse.to_pandas(scores.aggregate(
+            **{f"clv_{h}m": scores[f"clv_{h}m"].sum() for h in horizons},
+            historic_gp2=scores.historic_gp2.sum(),
+            mean_p_alive=scores.p_alive.mean(),
+        )).iloc[0].to_dict()
+        deciles = warehouse.to_pandas(clv_deciles(scores, f"clv_{max(horizons)}m"))
+    return ScoreRun(result, {k: float(v) for k, v in totals.items()}, deciles)
+
+
 # -- export ---------------------------------------------------------------------------
 def export_table(settings: Settings, table: str, out: Path) -> int:
     """Write warehouse ``table`` to ``out`` (.csv or .parquet), streaming, all or nothing."""
@@ -333,6 +387,9 @@ class DemoResult:
     quality: object
     identity: ResolveResult
     summary: SummaryResult
+    backtest: BacktestRun
+    models: object
+    scores: ScoreRun
     charts: list[Path]
 
 
@@ -353,8 +410,8 @@ def frequency_distribution(warehouse: Warehouse) -> ir.Table:
     return hist.group_by("frequency").aggregate(customers=hist.n_customers.sum()).order_by("frequency")
 
 
-def draw_charts(settings: Settings, out_dir: Path) -> list[Path]:
-    """The summary charts of a project: monthly activity and repeat-purchase distribution."""
+def draw_charts(settings: Settings, out_dir: Path, *, deciles: pd.DataFrame | None = None) -> list[Path]:
+    """The summary charts of a project: monthly activity, repeat purchases, CLV by decile."""
     from patron import plotting
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -365,6 +422,9 @@ def draw_charts(settings: Settings, out_dir: Path) -> list[Path]:
         plotting.monthly_activity_chart(monthly, out_dir / "monthly_activity.png",
                                         currency=settings.reporting_currency),
         plotting.frequency_chart(frequency, out_dir / "repeat_purchases.png"),
+        *([] if deciles is None else [plotting.clv_decile_chart(
+            deciles, out_dir / "clv_deciles.png", currency=settings.reporting_currency,
+            horizon=max(settings.model.horizons_months))]),
     ]
 
 
@@ -397,7 +457,12 @@ def run_demo(project_dir: Path, *, customers: int = 100_000, seed: int = 42,
     require_quality(report)
     identity = resolve(settings, reporter=reporter)
     summary = summarise(settings, reporter=reporter)
+    checked = backtest(settings, reporter=reporter)
+    champion = checked.result.models[checked.result.champion].model
+    models = fit(settings, purchase_model=type(champion).__name__, reporter=reporter)
+    scored = score(settings, reporter=reporter)
     with reporter.task("Drawing charts", total=1) as advance:
-        charts = draw_charts(settings, project_dir / "reports")
+        charts = draw_charts(settings, project_dir / "reports", deciles=scored.deciles) + checked.charts
         advance(1)
-    return DemoResult(project_dir, settings.reporting_currency, results, report, identity, summary, charts)
+    return DemoResult(project_dir, settings.reporting_currency, results, report, identity, summary, checked,
+                      models, scored, charts)

@@ -57,3 +57,22 @@ def frequency_chart(frequency: pd.DataFrame, out: Path, *, max_frequency: int = 
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def clv_decile_chart(deciles: pd.DataFrame, out: Path, *, currency: str, horizon: int) -> Path:
+    """Share of total CLV held by each customer decile, with the mean CLV per customer."""
+    plt = _pyplot()
+    total = deciles["total"].sum()
+    share = deciles["total"] / total if total else deciles["total"] * 0
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    bars = ax.bar(deciles["decile"].astype(str), share * 100, color="#ef5675")
+    for bar, mean in zip(bars, deciles["mean"], strict=True):
+        ax.annotate(f"{mean:,.0f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=8)
+    ax.set_xlabel("customer decile by CLV (1 = most valuable); labels: mean CLV per customer")
+    ax.set_ylabel("share of total CLV (%)")
+    ax.set_title(f"Where the value is: {horizon}-month profit CLV ({currency}) by decile")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
