@@ -49,6 +49,18 @@ def test_ingest_validate_rfm_export(project: Path, tmp_path: Path) -> None:
     assert summary.exit_code == 0, summary.output
     assert "repeat buyers" in summary.output
 
+    record = invoke("features", "--as-of", "2025-06-01", "--project", str(project))
+    assert record.exit_code == 0, record.output
+    assert "2025-06-01" in record.output
+    again = invoke("features", "--project", str(project))
+    assert "2 as-of date(s)" in again.output
+    assert "2 as-of date(s)" in invoke("features", "--project", str(project)).output  # same date replaced
+    car_file = tmp_path / "car.parquet"
+    assert invoke("export", "car", "--out", str(car_file), "--project", str(project)).exit_code == 0
+    car = pd.read_parquet(car_file)
+    assert not car.duplicated(["customer_key", "as_of_date"]).any()
+    assert car.shape[1] > 200
+
     checked = invoke("backtest", "--project", str(project))
     assert checked.exit_code == 0, checked.output
     assert "(champion)" in checked.output and "bg_nbd" in checked.output

@@ -219,6 +219,26 @@ def summary_table(result: pipeline.SummaryResult, currency: str) -> Table:
 
 
 @app.command()
+def features(
+    as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD; only data before it counts. Default: the day "
+                                              "after the last order.")] = None,
+    project: ProjectOption = None,  # type: ignore[assignment]
+) -> None:
+    """The customer analytic record (hundreds of documented features) at an as-of date → car."""
+    with _errors():
+        settings = load_settings(_project(project))
+        day = _parse_date(as_of) if as_of else None
+        with progress_reporter() as reporter:
+            result = pipeline.features(settings, as_of=day, reporter=reporter)
+    console.print(features_line(result))
+
+
+def features_line(result: pipeline.FeaturesResult) -> str:
+    return (f"Customer analytic record at {result.as_of}: {result.customers:,} customers × {result.features} "
+            f"features (table car, {result.as_of_dates} as-of date(s); see docs/data-dictionary.md).")
+
+
+@app.command()
 def backtest(
     calibration_end: Annotated[str | None, typer.Option(help="Last calibration day, YYYY-MM-DD.")] = None,
     holdout_end: Annotated[str | None, typer.Option(help="Last holdout day; default: the observation end.")] = None,
@@ -334,6 +354,7 @@ def demo(
     console.print(quality_table(result.quality))
     console.print(identity_table(result.identity))
     console.print(summary_table(result.summary, result.currency))
+    console.print(features_line(result.features))
     console.print(backtest_table(result.backtest))
     console.print(models_table(result.models))
     console.print(scores_table(result.scores, result.currency))

@@ -254,6 +254,66 @@ def _table_or_empty(warehouse: Warehouse, name: str) -> ir.Table:
     return empty
 
 
+# -- features -------------------------------------------------------------------------
+CAR = "car"
+
+
+@dataclass
+class FeaturesResult:
+    """What ``features`` wrote: the as-of date, customers and features of the ``car`` table."""
+
+    as_of: dt.date
+    customers: int
+    features: int
+    as_of_dates: int
+
+
+def features(settings: Settings, *, as_of: dt.date | None = None, reporter: Reporter | None = None) -> FeaturesResult:
+    """The customer analytic record at ``as_of`` (default: the day after the last order) into ``car``.
+
+    Only data before ``as_of`` counts. A record for the same date replaces the earlier one;
+    records for other dates are kept, so ``car`` holds one row per customer per as-of date.
+    """
+    from patron.transforms.features import build_car, registry
+    from patron.transforms.features.context import IDENTITY_TABLES, INPUT_TABLES
+
+    reporter = reporter or Reporter()
+    with open_warehouse(settings) as warehouse, reporter.task("Building the customer record", total=2) as advance:
+        tables = {name: _table_or_empty(warehouse, name) for name in INPUT_TABLES}
+        tables |= {name: warehouse.table(name) for name in IDENTITY_TABLES if warehouse.has_table(name)}
+        day = as_of or observation_end_for(settings, tables["orders"], warehouse) + dt.timedelta(days=1)
+        scratch: list[str] = []
+
+        def materialise(name: str, table: ir.Table) -> ir.Table:
+            scratch.append(f"car_src_{name}")
+            warehouse.write(scratch[-1], table)
+            return warehouse.table(scratch[-1])
+
+        try:
+            car = build_car(tables, as_of=day, reporting_currency=settings.reporting_currency,
+                            materialise=materialise)
+            advance(1)
+            _write_dated(warehouse, CAR, car, day)
+        finally:
+            for name in scratch:
+                warehouse.drop(name)
+        advance(1)
+        written = warehouse.table(CAR)
+        dates = warehouse.con.execute(written.as_of_date.nunique())
+        customers = warehouse.count(written.filter(written.as_of_date == day))
+    return FeaturesResult(day, customers, len(registry()), int(dates))
+
+
+def _write_dated(warehouse: Warehouse, name: str, rows: ir.Table, day: dt.date) -> None:
+    """Replace the rows of ``day`` in table ``name`` by ``rows``; other dates stay."""
+    if warehouse.has_table(name):
+        existing = warehouse.table(name)
+        if list(existing.columns) == list(rows.columns):
+            kept = existing.filter(existing.as_of_date != ibis.literal(day, type="date"))
+            rows = kept.union(rows.cast(existing.schema()))
+    warehouse.write(name, rows)
+
+
 # -- backtest -------------------------------------------------------------------------
 @dataclass
 class BacktestRun:
@@ -387,6 +447,7 @@ class DemoResult:
     quality: object
     identity: ResolveResult
     summary: SummaryResult
+    features: FeaturesResult
     backtest: BacktestRun
     models: object
     scores: ScoreRun
@@ -457,6 +518,7 @@ def run_demo(project_dir: Path, *, customers: int = 100_000, seed: int = 42,
     require_quality(report)
     identity = resolve(settings, reporter=reporter)
     summary = summarise(settings, reporter=reporter)
+    record = features(settings, reporter=reporter)
     checked = backtest(settings, reporter=reporter)
     champion = checked.result.models[checked.result.champion].model
     models = fit(settings, purchase_model=type(champion).__name__, reporter=reporter)
@@ -464,5 +526,5 @@ def run_demo(project_dir: Path, *, customers: int = 100_000, seed: int = 42,
     with reporter.task("Drawing charts", total=1) as advance:
         charts = draw_charts(settings, project_dir / "reports", deciles=scored.deciles) + checked.charts
         advance(1)
-    return DemoResult(project_dir, settings.reporting_currency, results, report, identity, summary, checked,
-                      models, scored, charts)
+    return DemoResult(project_dir, settings.reporting_currency, results, report, identity, summary, record,
+                      checked, models, scored, charts)
