@@ -189,7 +189,11 @@ class SparkWarehouse(Warehouse):
     def splink_api(self) -> Any:
         from splink import SparkAPI
 
-        return SparkAPI(spark_session=self.con._session)
+        session = self.con._session
+        context = session.sparkContext
+        if context.getCheckpointDir() is None:  # Splink checkpoints intermediate tables
+            context.setCheckpointDir(str(self.settings.spark_warehouse_dir.resolve() / "_checkpoints"))
+        return SparkAPI(spark_session=session)
 
     def _engine_object(self, obj: TableLike) -> TableLike:
         """Frames and Arrow tables go to Spark through Arrow, which keeps NULL text as NULL.
@@ -239,9 +243,21 @@ def spark_session(settings: Settings) -> Any:
                 f"jdbc:derby:;databaseName={metastore};create=true")
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={warehouse_dir.parent}")
     )
+    jar = _splink_udf_jar()
+    if jar is not None:  # Splink's string-similarity functions (Jaro-Winkler...) on Spark
+        builder = builder.config("spark.jars", jar)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def _splink_udf_jar() -> str | None:
+    """The jar of Splink's Scala similarity functions, shipped inside the splink package."""
+    try:
+        from splink.backends.spark import similarity_jar_location
+    except ImportError:  # pragma: no cover - splink is a dependency, but keep Spark usable without it
+        return None
+    return similarity_jar_location()
 
 
 def connect(settings: Settings) -> Warehouse:

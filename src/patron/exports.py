@@ -1,0 +1,186 @@
+"""Audience files for ad platforms and CRMs, with identifiers normalised and SHA-256-hashed.
+
+Formats (``fmt``):
+
+* ``google``: a Google Ads Customer Match file, columns ``Email, Phone, Country, Zip``.
+  Email and phone are hashed with SHA-256 after Google's normalisation: e-mail trimmed
+  and lower-cased, phone in E.164 with its ``+`` (``+4512345678``); Country and Zip stay
+  plain, as Google hashes only e-mail, phone and names ("Formatting guidelines for
+  uploading hashed data", support.google.com/google-ads/answer/7476159; "About Customer
+  Match data", .../answer/7474263).
+* ``meta``: a Meta customer-list file, columns ``email, phone, country, value``. Meta
+  wants phone digits with the country code, without ``+`` or leading zeros, and country
+  as a lower-case ISO 3166-1 alpha-2 code, all hashed with SHA-256 ("How to format a
+  customer list", facebook.com/business/help/2082575038703844; Marketing API "Custom
+  Audiences: hashing and normalizing data"). ``value`` is the customer value column of
+  value-based lookalikes (facebook.com/business/help/1033094474356222): CLV over the
+  audience horizon, floored at 0, unhashed.
+* ``crm``: ``customer_key, tier, clv, next_best_action, service_priority,
+  retention_offer_cap, rfm_segment, lifecycle_stage, market``; no personal data.
+* ``csv``: the members with their segments and scores, no personal data.
+
+One row per person: a person's e-mail is that of their most recently signed-up record
+holding one (ties by source, customer id), and likewise their phone (read with that
+record's country) and their country and postcode. Google and Meta files leave out
+members with neither e-mail nor phone (counted as ``without_identifier``). Members
+without marketing consent are never exported (see :mod:`patron.audiences`). Files are
+written to a temporary file beside ``out`` and renamed over it, so a reader never sees
+half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from patron.audiences import audience_counts, audience_members
+from patron.config import Settings
+from patron.errors import ConfigError
+from patron.transforms.identity_rules import normalise_code, normalise_email, phone_to_e164
+
+if TYPE_CHECKING:
+    from patron.engine import Warehouse
+
+FORMATS = ("google", "meta", "crm", "csv")
+PLAIN_COLUMNS = ("customer_key", "market", "value_tier", "rfm_segment", "lifecycle_stage", "strategy_cell",
+                 "clv", "p_alive", "churn_risk", "next_best_action")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote: rows in the file and the members left out, by reason."""
+
+    audience: str
+    fmt: str
+    path: Path
+    rows: int
+    excluded_no_consent: int
+    without_identifier: int
+
+
+# -- normalisation and hashing --------------------------------------------------------------------
+def sha256_hex(text: str) -> str:
+    """Lower-case hex SHA-256 of the UTF-8 bytes of ``text`` (unsalted, as both platforms expect)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def email_for_matching(email: str | None) -> str | None:
+    """Trimmed and lower-cased e-mail (Google and Meta agree); blank gives None."""
+    if not isinstance(email, str):  # None, or NaN from a frame
+        return None
+    text = email.strip().lower()
+    return text or None
+
+
+def phone_for_google(phone: str | None, country: str | None) -> str | None:
+    """E.164 with the ``+`` (``'+4512345678'``), ``country`` the default region; None if unparsable."""
+    return phone_to_e164(phone, country)
+
+
+def phone_for_meta(phone: str | None, country: str | None) -> str | None:
+    """Digits only with the country code, no ``+`` and no leading zeros (``'4512345678'``)."""
+    e164 = phone_to_e164(phone, country)
+    return e164.lstrip("+").lstrip("0") if e164 else None
+
+
+def _hashed(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: sha256_hex(v) if isinstance(v, str) and v else "")
+
+
+# -- contact details ------------------------------------------------------------------------------
+def _latest(records: ir.Table, column: str) -> ir.Table:
+    """Per customer_key, ``column`` and the record's country/postcode from its latest record holding it."""
+    present = records.filter(records[column].notnull())
+    order = [present.signup_at.isnull(), present.signup_at.desc(), present.source, present.customer_id]
+    ranked = present.mutate(_n=ibis.row_number().over(group_by="customer_key", order_by=order))
+    first = ranked.filter(ranked._n == 0)
+    return first.select("customer_key", column, **{f"{column}_country": first.country,
+                                                   f"{column}_postcode": first.postcode})
+
+
+def contact_details(warehouse: Warehouse, keys: ir.Table) -> ir.Table:
+    """(customer_key, email, phone, phone_country, country, zip) for each key of ``keys``, one row each."""
+    ids, customers = warehouse.table("identity_map"), warehouse.table("customers")
+    joined = ids.join(customers, ["source", "customer_id"])
+    records = joined.select("customer_key", "source", "customer_id", "signup_at",
+                            email=normalise_email(joined.email),
+                            phone=ibis.ifelse(joined.phone.strip().length() > 0, joined.phone, ibis.null("string")),
+                            country=joined.country.upper(), postcode=normalise_code(joined.postcode))
+    emails, phones = _latest(records, "email"), _latest(records, "phone")
+    out = keys.select("customer_key").left_join(emails, "customer_key").select(
+        "customer_key", "email", "email_country", "email_postcode")
+    out = out.left_join(phones, "customer_key").select(
+        "customer_key", "email", "phone", "phone_country",
+        country=ibis.coalesce(out.email_country, phones.phone_country),
+        zip=ibis.coalesce(out.email_postcode, phones.phone_postcode))
+    return out
+
+
+# -- formats ------------------------------------------------------------------------------------
+def _ad_frame(members: pd.DataFrame, contacts: pd.DataFrame, fmt: str) -> pd.DataFrame:
+    frame = members[["customer_key", "clv"]].merge(contacts, on="customer_key", how="left")
+    email = frame.email.map(email_for_matching)
+    to_phone = phone_for_google if fmt == "google" else phone_for_meta
+    phone = pd.Series([to_phone(p, c if isinstance(c, str) else None) if isinstance(p, str) else None
+                       for p, c in zip(frame.phone, frame.phone_country, strict=True)], index=frame.index)
+    keep = email.notna() | phone.notna()
+    country = frame.country.where(frame.country.notna(), "").astype(str)
+    if fmt == "google":
+        out = pd.DataFrame({"Email": _hashed(email), "Phone": _hashed(phone), "Country": country,
+                            "Zip": frame.zip.where(frame.zip.notna(), "")})
+    else:
+        value = frame.clv.fillna(0.0).clip(lower=0.0).round(2)
+        out = pd.DataFrame({"email": _hashed(email), "phone": _hashed(phone),
+                            "country": _hashed(country.str.lower()), "value": value})
+    return out[keep.to_numpy()]
+
+
+def _crm_frame(members: pd.DataFrame) -> pd.DataFrame:
+    columns = ["customer_key", "value_tier", "clv", "next_best_action", "service_priority", "retention_offer_cap",
+               "rfm_segment", "lifecycle_stage", "market"]
+    return members[columns].rename(columns={"value_tier": "tier"})
+
+
+def write_atomic(frame: pd.DataFrame, out: Path) -> None:
+    """Write ``frame`` as UTF-8 CSV to a temporary file beside ``out``, then rename it over ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(handle)
+    try:
+        frame.to_csv(tmp, index=False, encoding="utf-8")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_audience(warehouse: Warehouse, settings: Settings | None, name: str, fmt: str, out: Path | str, *,
+                    market: str | None = None, horizon: int | None = None) -> ExportResult:
+    """Write audience ``name`` to ``out`` in format ``fmt`` (google, meta, crm or csv)."""
+    settings = settings or warehouse.settings
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    counts = audience_counts(warehouse, settings, name, market=market, horizon=horizon)
+    members_expr = audience_members(warehouse, settings, name, market=market, horizon=horizon)
+    members = warehouse.to_pandas(members_expr.order_by("customer_key"))
+    if members.customer_key.duplicated().any():  # resolution is one row per key; guard the promise
+        raise ConfigError(f"audience {name!r} resolved a customer twice")
+    if fmt in ("google", "meta"):
+        contacts = warehouse.to_pandas(contact_details(warehouse, members_expr))
+        frame = _ad_frame(members, contacts, fmt)
+    elif fmt == "crm":
+        frame = _crm_frame(members)
+    else:
+        frame = members[list(PLAIN_COLUMNS)]
+    path = Path(out)
+    write_atomic(frame, path)
+    return ExportResult(audience=name, fmt=fmt, path=path, rows=len(frame),
+                        excluded_no_consent=counts.excluded_no_consent, without_identifier=len(members) - len(frame))

@@ -1,0 +1,37 @@
+"""``POST /score``: score a posted summary or order history on the champion model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from patron.security import Permission
+from patron.service.deps import SettingsDep, StateDep, Unprocessable, require
+from patron.service.live import history_table, observation_end, records, score_summaries, summary_table
+from patron.service.schemas import ScoreRequest, ScoreResponse
+
+router = APIRouter(prefix="/score", tags=["scoring"], dependencies=[Depends(require(Permission.SCORE))])
+
+
+@router.post("", response_model=ScoreResponse, summary="Score a summary or an order history")
+def score(body: ScoreRequest, state: StateDep, settings: SettingsDep) -> dict[str, Any]:
+    """Scores of the posted customer, as `patron score` would give them; nothing is stored.
+
+    A summary is in the model's time unit; an order history is summarised with the
+    batch's conventions up to ``observation_end`` (orders after it are left out).
+    """
+    models = state.champion()
+    with state.use() as warehouse:
+        end = body.observation_end or observation_end(warehouse, settings)
+        if body.summary is not None:
+            rfm = summary_table(body.summary.model_dump())
+        else:
+            rfm = history_table([o.model_dump() for o in body.orders or []], settings, end)
+        summary = records(warehouse.to_pandas(rfm))
+        if not summary:
+            raise Unprocessable(f"no posted order lies on or before observation_end {end}")
+        scored = records(warehouse.to_pandas(score_summaries(warehouse, models, settings, rfm, end)))
+    summary[0].pop("customer_key", None)
+    scored[0].pop("customer_key", None)
+    return {"model_id": models.model_id, "observation_end": end, "summary": summary[0], "scores": scored[0]}

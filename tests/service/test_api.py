@@ -1,0 +1,219 @@
+"""Every endpoint's permissions (401 / 403 / 2xx by role), personal data by role, bad input, a real server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from itertools import count
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from patron.engine import connect
+from patron.security import ROLES, parse_key, revoke_key
+from patron.service.app import create_app
+from patron.service.routers.audiences import page
+from tests.service.conftest import Service, make_service
+
+_ORDER = count(1)
+
+# Hand-written, not read from ROLE_PERMISSIONS, so that a change to the matrix fails here.
+ALLOWED = {
+    "health": {"admin", "analyst", "marketer", "store"},
+    "customer": {"admin", "analyst", "marketer", "store"},
+    "score": {"admin", "analyst"},
+    "events": {"admin"},
+    "audiences": {"admin", "analyst", "marketer"},
+}
+
+
+@pytest.fixture(scope="module")
+def customer(client: TestClient) -> dict[str, Any]:
+    """A repeat buyer with scores and a source record carrying an e-mail and a phone."""
+    with client.app.state.service.use() as warehouse:
+        rfm, identity, customers = (warehouse.table(n) for n in ("rfm", "identity_map", "customers"))
+        known = identity.join(customers.filter(customers.email.notnull(), customers.phone.notnull()),
+                              ["source", "customer_id"])
+        chosen = rfm.filter(rfm.frequency > 1).join(known, "customer_key").order_by("customer_key").limit(1)
+        return warehouse.to_pandas(chosen.select("customer_key", "email", "phone", "last_name")).iloc[0].to_dict()
+
+
+def call(client: TestClient, endpoint: str, customer: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    if endpoint == "health":
+        return client.get("/health", headers=headers)
+    if endpoint == "customer":
+        return client.get(f"/customers/{customer['customer_key']}", headers=headers)
+    if endpoint == "score":
+        body = {"summary": {"frequency": 2, "recency": 30.0, "T": 50.0, "monetary_revenue": 60.0}}
+        return client.post("/score", json=body, headers=headers)
+    if endpoint == "events":
+        body = {"order_id": f"MATRIX-{next(_ORDER)}", "customer_key": customer["customer_key"],
+                "ordered_at": "2025-06-01T12:00:00Z", "revenue": 20.0, "gp2": 8.0}
+        return client.post("/events", json=body, headers=headers)
+    return client.get("/audiences/no_such_audience", headers=headers)
+
+
+@pytest.mark.parametrize("endpoint", list(ALLOWED))
+def test_without_a_valid_key_every_endpoint_answers_401(
+    endpoint: str, client: TestClient, service: Service, customer: dict[str, Any]
+) -> None:
+    key_id, secret = parse_key(service.keys["admin"])
+    for headers in ({}, {"X-API-Key": "not-a-key"}, {"X-API-Key": f"ptk_{'0' * 12}_{secret}"},
+                    {"X-API-Key": f"ptk_{key_id}_{'x' * 43}"}):
+        response = call(client, endpoint, customer, headers)
+        assert response.status_code == 401, (headers, response.text)
+        assert response.headers["www-authenticate"] == "X-API-Key"
+        assert "API key" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("endpoint", list(ALLOWED))
+def test_each_role_gets_exactly_its_endpoints(
+    endpoint: str, role: str, client: TestClient, service: Service, customer: dict[str, Any]
+) -> None:
+    response = call(client, endpoint, customer, service.headers(role))
+    if role not in ALLOWED[endpoint]:
+        assert response.status_code == 403, response.text
+        assert role in response.json()["detail"]
+    elif endpoint == "audiences":  # past the role check: the audience is unknown, or audiences are not set up
+        assert response.status_code in (404, 501), response.text
+    else:
+        assert response.status_code == (201 if endpoint == "events" else 200), response.text
+
+
+def test_a_revoked_key_is_refused(scored_project: Any, tmp_path: Any) -> None:
+    own = make_service(scored_project, tmp_path / "revoked")
+    with connect(own.settings) as warehouse:
+        revoke_key(warehouse, parse_key(own.keys["analyst"])[0])
+    with TestClient(create_app(own.settings)) as client:
+        assert client.get("/health", headers=own.headers("analyst")).status_code == 401
+        assert client.get("/health", headers=own.headers("marketer")).status_code == 200
+
+
+def test_personal_data_reach_store_staff_but_never_marketers(
+    client: TestClient, service: Service, customer: dict[str, Any]
+) -> None:
+    path = f"/customers/{customer['customer_key']}"
+    store = client.get(path, headers=service.headers("store")).json()
+    assert customer["email"] in [r["email"] for r in store["personal"]]
+    for role in ("marketer", "analyst"):
+        response = client.get(path, headers=service.headers(role))
+        assert response.status_code == 200
+        body = response.json()
+        assert body.get("personal") is None
+        for value in (customer["email"], customer["phone"], customer["last_name"]):
+            assert value not in response.text
+        assert body["tier"] in {"platinum", "gold", "silver", "bronze"}
+
+
+def test_a_customer_view_holds_scores_tier_and_orders_across_channels(
+    client: TestClient, service: Service, customer: dict[str, Any]
+) -> None:
+    body = client.get(f"/customers/{customer['customer_key']}", headers=service.headers("admin")).json()
+    assert body["customer_key"] == customer["customer_key"]
+    assert body["rfm"]["frequency"] >= 2 and 0.0 <= body["scores"]["p_alive"] <= 1.0
+    assert body["scores"]["clv_36m_lower"] <= body["scores"]["clv_36m"] <= body["scores"]["clv_36m_upper"]
+    assert sum(c["orders"] for c in body["channels"]) == len(body["orders"]) >= body["rfm"]["n_orders"]
+    times = [o["ordered_at"] for o in body["orders"]]
+    assert times == sorted(times, reverse=True)
+
+
+def test_tiers_follow_clv_rank(client: TestClient, service: Service) -> None:
+    """The most valuable customer is platinum, the least valuable bronze."""
+    with client.app.state.service.use() as warehouse:
+        scores = warehouse.to_pandas(warehouse.table("scores").select("customer_key", "clv_36m"))
+    ranked = scores.sort_values("clv_36m", ascending=False)["customer_key"].tolist()
+    tiers = [client.get(f"/customers/{k}", headers=service.headers("marketer")).json()["tier"]
+             for k in (ranked[0], ranked[len(ranked) // 5], ranked[len(ranked) // 2], ranked[-1])]
+    assert tiers == ["platinum", "gold", "silver", "bronze"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "words"),
+    [
+        ("get", "/customers/NOSUCHKEY", None, 404, "unknown customer"),
+        ("get", "/customers/bad key!", None, 422, "path.key"),
+        ("post", "/events", {"order_id": "N1", "customer_key": "C1", "ordered_at": "2025-01-01T00:00:00Z",
+                             "revenue": -5.0, "gp2": -6.0}, 422, "body.revenue"),
+        ("post", "/events", {"order_id": "N2", "customer_key": "C1", "ordered_at": "2025-01-01T00:00:00",
+                             "revenue": 5.0, "gp2": 1.0}, 422, "timezone"),
+        ("post", "/events", {"order_id": "N3", "customer_key": "C1", "ordered_at": "2025-01-01T00:00:00Z",
+                             "revenue": 5.0, "gp2": 9.0}, 422, "gp2 cannot exceed revenue"),
+        ("post", "/score", {"summary": {"frequency": 0, "recency": 3.0, "T": 10.0}}, 422, "recency 0"),
+        ("post", "/score", {"summary": {"frequency": 1, "recency": 3.0, "T": 1.0}}, 422, "recency cannot exceed T"),
+        ("post", "/score", {}, 422, "exactly one of"),
+        ("post", "/score", {"orders": [{"ordered_at": "2099-01-01T00:00:00Z", "revenue": 1.0}],
+                            "observation_end": "2020-01-01"}, 422, "no posted order"),
+        ("get", "/audiences/x?limit=0", None, 422, "query.limit"),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx(
+    method: str, path: str, body: Any, status: int, words: str, client: TestClient, service: Service
+) -> None:
+    extra = {"json": body} if body is not None else {}
+    response = getattr(client, method)(path, headers=service.headers("admin"), **extra)
+    assert response.status_code == status, response.text
+    assert words in response.text
+
+
+def test_malformed_json_gets_422_with_a_message(client: TestClient, service: Service) -> None:
+    headers = {**service.headers("admin"), "Content-Type": "application/json"}
+    response = client.post("/events", content=b'{"order_id": "x", ', headers=headers)
+    assert response.status_code == 422
+    assert "JSON decode error" in response.json()["message"]
+
+
+def test_score_a_history_equals_scoring_its_summary(client: TestClient, service: Service) -> None:
+    """Two orders 14 days apart, observed to 70 days after the first: x = 1, t_x = 2, T = 10 weeks."""
+    headers = service.headers("analyst")
+    orders = [{"ordered_at": "2024-01-01T09:00:00Z", "revenue": 40.0, "gp2": 10.0},
+              {"ordered_at": "2024-01-15T18:00:00+02:00", "revenue": 60.0, "gp2": 30.0}]
+    history = client.post("/score", json={"orders": orders, "observation_end": "2024-03-11"}, headers=headers).json()
+    assert (history["summary"]["frequency"], history["summary"]["recency"], history["summary"]["T"]) == (1, 2.0, 10.0)
+    summary = {"frequency": 1, "recency": 2.0, "T": 10.0, "monetary_revenue": 60.0,
+               "total_revenue": 100.0, "total_gp2": 40.0}
+    direct = client.post("/score", json={"summary": summary, "observation_end": "2024-03-11"}, headers=headers).json()
+    assert history["scores"]["expected_next_order_date"] == direct["scores"]["expected_next_order_date"]
+    for name in ("p_alive", "expected_orders_12m", "clv_12m", "expected_margin"):
+        assert history["scores"][name] == pytest.approx(direct["scores"][name], rel=1e-12)
+
+
+def test_paging_returns_disjoint_pages_in_key_order(client: TestClient, service: Service) -> None:
+    state = client.app.state.service
+    with state.use() as warehouse:
+        warehouse.write("test_members", pd.DataFrame({"customer_key": [f"K{i:03d}" for i in range(25)]}))
+        members = warehouse.table("test_members")
+        pages = [page(warehouse, members, limit=10, offset=o) for o in (0, 10, 20, 30)]
+    assert [total for total, _ in pages] == [25] * 4
+    assert [len(keys) for _, keys in pages] == [10, 10, 5, 0]
+    assert [k for _, keys in pages for k in keys] == [f"K{i:03d}" for i in range(25)]
+
+
+def test_the_real_server_answers_over_http(scored_project: Any, tmp_path: Any, customer: dict[str, Any]) -> None:
+    own = make_service(scored_project, tmp_path / "http")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(own.settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started
+        base = f"http://127.0.0.1:{port}"
+        health = httpx.get(f"{base}/health", headers=own.headers("store"), timeout=10)
+        assert health.status_code == 200 and health.json()["status"] == "ok" and health.json()["customers"] > 500
+        found = httpx.get(f"{base}/customers/{customer['customer_key']}", headers=own.headers("store"), timeout=10)
+        assert found.status_code == 200 and found.json()["customer_key"] == customer["customer_key"]
+        assert httpx.get(f"{base}/customers/{customer['customer_key']}", timeout=10).status_code == 401
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert not thread.is_alive()

@@ -1,0 +1,89 @@
+"""The audience filter language, consent exclusion and resolution on hand data."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from patron.audiences import audience_counts, audience_members, condition, get_audience, list_audiences
+from patron.config import AudienceDefinition, Settings, parse_settings
+from patron.engine import Warehouse
+from patron.errors import ConfigError
+from tests.test_segments import duck  # noqa: F401  (fixture)
+
+
+def with_audience(settings: Settings, *where: tuple, **kw: object) -> Settings:
+    return replace(settings, audiences=(*settings.audiences, AudienceDefinition("t", "", tuple(where), **kw)))
+
+
+def members(wh: Warehouse, settings: Settings, name: str = "t", **kw: object) -> list[str]:
+    return sorted(wh.to_pandas(audience_members(wh, settings, name, **kw)).customer_key)
+
+
+def test_structured_filter_selects_and_excludes_no_consent(duck: Warehouse) -> None:  # noqa: F811
+    s = with_audience(duck.settings, ("value_tier", "in", ["top_1", "top_1_5"]), ("clv", ">=", 195))
+    # K000..K004 have clv 199..195; K002..K004 have no consenting record; K001 consents on its second record
+    assert members(duck, s) == ["K000", "K001"]
+    assert audience_counts(duck, s, "t").__dict__ == {"matched": 5, "members": 2, "excluded_no_consent": 3}
+
+
+def test_market_and_horizon(duck: Warehouse) -> None:  # noqa: F811
+    s = with_audience(duck.settings, ("clv", ">", 570), horizon_months=36)
+    # clv_36m = 3 (199 - i) > 570 for i < 9; K002..K004 lack consent; clv_12m never exceeds 199
+    assert members(duck, s) == ["K000", "K001", "K005", "K006", "K007", "K008"]
+    assert members(duck, s, market="de") == ["K001", "K005", "K007"]  # odd keys buy most in DE
+    assert members(duck, s, horizon=12) == []
+
+
+def test_one_row_per_customer(duck: Warehouse) -> None:  # noqa: F811
+    frame = duck.to_pandas(audience_members(duck, with_audience(duck.settings), "t"))
+    assert frame.customer_key.is_unique and len(frame) == 197  # 200 less the three without consent
+
+
+@pytest.mark.parametrize(("where", "token"), [
+    (("no_such_column", "=", 1), "no_such_column"),
+    (("x; drop table scores", "=", 1), "x; drop table scores"),
+    (("clv", "like", "1"), "like"),
+    (("clv", "==", 1), "=="),
+    (("clv", ">=", "100; drop table scores"), "is not a number"),
+    (("value_tier", "=", 3), "quote"),
+    (("value_tier", "in", []), "non-empty"),
+    (("clv", ">="), "needs a value"),
+    (("clv",), "must be [column, operator, value]"),
+])
+def test_bad_conditions_are_rejected_naming_the_token(duck: Warehouse, where: tuple, token: str) -> None:  # noqa: F811
+    s = with_audience(duck.settings, where)
+    with pytest.raises(ConfigError, match="audience 't'") as info:
+        audience_members(duck, s, "t")
+    assert token in str(info.value)
+
+
+def test_injection_in_a_value_is_only_text(duck: Warehouse) -> None:  # noqa: F811
+    s = with_audience(duck.settings, ("value_tier", "=", "top_1'; drop table scores; --"))
+    assert members(duck, s) == []
+    assert duck.has_table("scores") and duck.count(duck.table("scores")) == 200
+
+
+def test_null_operators(duck: Warehouse) -> None:  # noqa: F811
+    base = duck.table("segments")
+    expr = base.filter(condition(base, "t", ["clv", "is not null"]))
+    assert duck.count(expr) == 200
+
+
+def test_shipped_playbooks_and_toml_audiences() -> None:
+    names = [a.name for a in list_audiences(Settings())]
+    assert names == ["winback_high_value", "discount_suppression", "retention_offer", "vip_service",
+                     "value_lookalike_seed"]
+    data = {"audiences": [{"name": "de_vip", "where": [["value_tier", "in", ["top_1"]], ["market", "=", "DE"]],
+                           "action": "call"},
+                          {"name": "discount_suppression", "where": [["value_tier", "=", "top_25_50"]]}]}
+    s = parse_settings(data, Path("."))
+    assert get_audience(s, "de_vip").where == (("value_tier", "in", ("top_1",)), ("market", "=", "DE"))
+    assert get_audience(s, "discount_suppression").where == (("value_tier", "=", "top_25_50"),)
+    assert len(s.audiences) == 6
+    with pytest.raises(ConfigError, match="defined twice"):
+        parse_settings({"audiences": [{"name": "a"}, {"name": "a"}]}, Path("."))
+    with pytest.raises(ConfigError, match="no audience 'nope'"):
+        get_audience(s, "nope")
