@@ -78,6 +78,23 @@ def test_ingest_validate_rfm_export(project: Path, tmp_path: Path) -> None:
     assert {"p_alive", "clv_3m", "clv_12m_lower", "clv_36m_upper", "churn_risk"} <= set(scores.columns)
     assert (scores["clv_3m"] <= scores["clv_36m"] + 1e-9).all()
 
+    segmented = invoke("segments", "--project", str(project))
+    assert segmented.exit_code == 0, segmented.output
+    assert "value tier" in segmented.output
+    listed = invoke("audiences", "list", "--project", str(project))
+    assert listed.exit_code == 0, listed.output
+    first = listed.output.splitlines()[0].strip()
+    exported = tmp_path / "audience.csv"
+    audience = invoke("audiences", "export", first, "--format", "google", "--out", str(exported),
+                      "--project", str(project))
+    assert audience.exit_code == 0, audience.output
+    assert "without marketing consent" in audience.output
+    google = pd.read_csv(exported)
+    assert "Email" in google.columns and google["Email"].dropna().str.fullmatch("[0-9a-f]{64}").all()
+    key = invoke("keys", "create", "--role", "marketer", "--project", str(project))
+    assert key.exit_code == 0 and key.output.strip().startswith("ptk_")
+    assert invoke("keys", "create", "--role", "pirate", "--project", str(project)).exit_code == 1
+
     out = tmp_path / "rfm.csv"
     exported = invoke("export", "rfm", "--out", str(out), "--project", str(project))
     assert exported.exit_code == 0, exported.output

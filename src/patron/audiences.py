@@ -34,6 +34,7 @@ import ibis.expr.types as ir
 from patron.config import AudienceDefinition, Settings
 from patron.errors import ConfigError
 from patron.playbooks import next_best_action, retention_offer_cap, service_priority
+from patron.transforms.features.registry import latest_record
 
 if TYPE_CHECKING:
     from patron.engine import Warehouse
@@ -89,7 +90,7 @@ def audience_base(warehouse: Warehouse, settings: Settings, *, horizon: int | No
     seg = settings.segments
     base = _add_columns(warehouse.table("segments").drop("clv"), warehouse.table("scores"))
     if warehouse.has_table("car"):
-        base = _add_columns(base, warehouse.table("car"))
+        base = _add_columns(base, latest_record(warehouse.table("car")))
     consent = consent_by_key(warehouse.table("identity_map"), warehouse.table("customers"))
     base = _add_columns(base, consent)
     market = (base.preferred_country.fill_null(base.home_country) if "preferred_country" in base.columns

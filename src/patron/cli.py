@@ -329,6 +329,96 @@ def scores_table(run: pipeline.ScoreRun, currency: str) -> Table:
 
 
 @app.command()
+def segments(project: ProjectOption = None) -> None:  # type: ignore[assignment]
+    """Value tiers, RFM segments, lifecycle and the strategy grid for every scored customer → segments."""
+    with _errors():
+        settings = load_settings(_project(project))
+        counts = pipeline.segments(settings)
+    for column, frame in counts.items():
+        console.print(frame_table(frame, title=f"Customers by {column.replace('_', ' ')}"))
+
+
+def frame_table(frame, *, title: str) -> Table:
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column), justify="right" if frame[column].dtype.kind in "iuf" else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[f"{v:,}" if isinstance(v, int) else f"{v:,.2f}" if isinstance(v, float) else str(v)
+                        for v in row])
+    return table
+
+
+audiences_app = typer.Typer(help="Named audiences defined in patron.toml: list them, export them.",
+                            no_args_is_help=True)
+app.add_typer(audiences_app, name="audiences")
+
+
+@audiences_app.command("list")
+def audiences_list(project: ProjectOption = None) -> None:  # type: ignore[assignment]
+    """The defined audiences, one name a line first, then their sizes."""
+    with _errors():
+        settings = load_settings(_project(project))
+        frame = pipeline.audiences(settings)
+    for name in frame["name"]:
+        console.print(name, highlight=False)
+    console.print(frame_table(frame, title="Audiences (members: with marketing consent)"))
+
+
+@audiences_app.command("export")
+def audiences_export(
+    name: Annotated[str, typer.Argument(help="Audience name (see `patron audiences list`).")],
+    file_format: Annotated[str, typer.Option("--format", help="google, meta, crm or csv.")],
+    out: Annotated[Path, typer.Option(help="Output file.")],
+    market: Annotated[str | None, typer.Option(help="Keep one market (country code).")] = None,
+    horizon: Annotated[int | None, typer.Option(help="CLV horizon in months.")] = None,
+    project: ProjectOption = None,  # type: ignore[assignment]
+) -> None:
+    """Write an audience in the file format an ad platform or CRM takes; consent applied, hashed ids."""
+    with _errors():
+        settings = load_settings(_project(project))
+        result = pipeline.export_audience(settings, name, file_format, out, market=market, horizon=horizon)
+    console.print(f"Wrote {result.rows:,} people of audience {name} to {result.path} ({file_format}); "
+                  f"left out: {result.excluded_no_consent:,} without marketing consent, "
+                  f"{result.without_identifier:,} without an email or phone.")
+
+
+keys_app = typer.Typer(help="API keys of the scoring service.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin, analyst, marketer or store.")],
+    project: ProjectOption = None,  # type: ignore[assignment]
+) -> None:
+    """Create an API key for a role; it is printed once and stored only as a salted hash."""
+    with _errors():
+        settings = load_settings(_project(project))
+        key = pipeline.create_api_key(settings, role)
+    console.print(key, highlight=False, soft_wrap=True)
+    err_console.print(f"Key for role {role} created; store it now, it cannot be shown again. "
+                      "(Stop `patron serve` first: DuckDB allows one writer.)")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    project: ProjectOption = None,  # type: ignore[assignment]
+) -> None:
+    """Run the scoring API (OpenAPI docs at /docs); requests need an X-API-Key header."""
+    with _errors():
+        settings = load_settings(_project(project))
+        try:
+            import uvicorn
+
+            from patron.service.app import create_app
+        except ImportError:
+            raise _fail("the service needs the 'service' extra: pip install 'patron[service]'") from None
+        uvicorn.run(create_app(settings), host=host, port=port)
+
+
+@app.command()
 def export(
     table: Annotated[str, typer.Argument(help="Warehouse table.")],
     out: Annotated[Path, typer.Option(help="Output file, .csv or .parquet.")],
@@ -358,6 +448,8 @@ def demo(
     console.print(backtest_table(result.backtest))
     console.print(models_table(result.models))
     console.print(scores_table(result.scores, result.currency))
+    console.print(frame_table(result.segments["value_tier"], title="Customers by value tier"))
+    console.print(frame_table(result.audiences, title="Audiences (members: with marketing consent)"))
     for chart in result.charts:
         console.print(f"Chart: {chart}")
     console.print(f"[bold green]Demo project ready in {project}[/] — try `patron export rfm "

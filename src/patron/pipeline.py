@@ -406,6 +406,50 @@ def score(settings: Settings, *, model_id: str | None = None, reporter: Reporter
     return ScoreRun(result, {k: float(v) for k, v in totals.items()}, deciles)
 
 
+# -- segments, audiences, keys -------------------------------------------------------
+SEGMENTS = "segments"
+
+
+def segments(settings: Settings) -> dict[str, pd.DataFrame]:
+    """Write the ``segments`` table from the scores; customers per value tier and RFM segment."""
+    from patron.segments import segment_counts, write_segments
+
+    with open_warehouse(settings) as warehouse:
+        write_segments(warehouse, settings)
+        return {column: warehouse.to_pandas(segment_counts(warehouse, column))
+                for column in ("value_tier", "rfm_segment", "lifecycle_stage")}
+
+
+def audiences(settings: Settings) -> pd.DataFrame:
+    """Every defined audience with its size, the members without consent left out."""
+    from patron.audiences import audience_counts, list_audiences
+
+    rows = []
+    with open_warehouse(settings) as warehouse:
+        for audience in list_audiences(settings):
+            counts = audience_counts(warehouse, settings, audience.name)
+            rows.append({"name": audience.name, "description": audience.description, "matched": counts.matched,
+                         "members": counts.members, "excluded_no_consent": counts.excluded_no_consent})
+    return pd.DataFrame(rows)
+
+
+def export_audience(settings: Settings, name: str, fmt: str, out: Path, *, market: str | None = None,
+                    horizon: int | None = None):
+    """Write audience ``name`` in a platform's format (google, meta, crm, csv); consent applied."""
+    from patron.exports import export_audience as write_audience_file
+
+    with open_warehouse(settings) as warehouse:
+        return write_audience_file(warehouse, settings, name, fmt, out, market=market, horizon=horizon)
+
+
+def create_api_key(settings: Settings, role: str) -> str:
+    """A new API key for ``role``; only its salted hash is stored."""
+    from patron.security import create_key
+
+    with open_warehouse(settings) as warehouse:
+        return create_key(warehouse, role)
+
+
 # -- export ---------------------------------------------------------------------------
 def export_table(settings: Settings, table: str, out: Path) -> int:
     """Write warehouse ``table`` to ``out`` (.csv or .parquet), streaming, all or nothing."""
@@ -451,6 +495,8 @@ class DemoResult:
     backtest: BacktestRun
     models: object
     scores: ScoreRun
+    segments: dict[str, pd.DataFrame]
+    audiences: pd.DataFrame
     charts: list[Path]
 
 
@@ -523,8 +569,13 @@ def run_demo(project_dir: Path, *, customers: int = 100_000, seed: int = 42,
     champion = checked.result.models[checked.result.champion].model
     models = fit(settings, purchase_model=type(champion).__name__, reporter=reporter)
     scored = score(settings, reporter=reporter)
+    with reporter.task("Segments and audiences", total=2) as advance:
+        segment_sizes = segments(settings)
+        advance(1)
+        audience_sizes = audiences(settings)
+        advance(1)
     with reporter.task("Drawing charts", total=1) as advance:
         charts = draw_charts(settings, project_dir / "reports", deciles=scored.deciles) + checked.charts
         advance(1)
     return DemoResult(project_dir, settings.reporting_currency, results, report, identity, summary, record,
-                      checked, models, scored, charts)
+                      checked, models, scored, segment_sizes, audience_sizes, charts)

@@ -22,6 +22,7 @@ import ibis.expr.types as ir
 
 from patron.config import SegmentSettings, Settings
 from patron.errors import ConfigError
+from patron.transforms.features.registry import latest_record
 
 if TYPE_CHECKING:
     from patron.engine import Warehouse
@@ -81,7 +82,8 @@ def allowable_acquisition_cost(warehouse: Warehouse, settings: Settings | None =
     h = horizon_months or max(settings.model.horizons_months)
     if h not in settings.model.horizons_months:
         raise ConfigError(f"horizon {h} is not one of [model] horizons_months {settings.model.horizons_months}")
-    scores, segments, car = warehouse.table("scores"), warehouse.table("segments"), warehouse.table("car")
+    scores, segments = warehouse.table("scores"), warehouse.table("segments")
+    car = latest_record(warehouse.table("car"))
     source = segments if segment in segments.columns else car
     if segment not in source.columns or segment == "customer_key":
         raise ConfigError(f"unknown segment column {segment!r} for the allowable acquisition cost")

@@ -26,6 +26,7 @@ import ibis
 import ibis.expr.types as ir
 
 from patron.config import SegmentSettings, Settings
+from patron.transforms.features.registry import latest_record
 
 if TYPE_CHECKING:
     from patron.engine import Warehouse
@@ -134,7 +135,7 @@ def write_segments(warehouse: Warehouse, settings: Settings | None = None) -> ir
     Call after every scoring run, so that segments always describe the current scores.
     """
     settings = settings or warehouse.settings
-    car = warehouse.table("car") if warehouse.has_table("car") else None
+    car = latest_record(warehouse.table("car")) if warehouse.has_table("car") else None
     expr = segments_expression(warehouse.table("scores"), warehouse.table("rfm"), car, settings)
     warehouse.write(SEGMENTS, expr)
     return warehouse.table(SEGMENTS)

@@ -281,3 +281,13 @@ def build_car(
     for depth in sorted({_depth(f.name) for f in derived}):
         car = car.mutate(**{f.name: _typed(f, car) for f in derived if _depth(f.name) == depth})
     return car.select("customer_key", "as_of_date", *[f.name for f in chosen if f.name in returned])
+
+
+def latest_record(car: ir.Table) -> ir.Table:
+    """The rows of the latest as-of date of a ``car`` table that holds several dates.
+
+    A table without ``as_of_date`` (one record, e.g. built in memory) is returned as it is.
+    """
+    if "as_of_date" not in car.columns:
+        return car
+    return car.filter(car.as_of_date == car.as_of_date.max())
