@@ -449,7 +449,8 @@ def demo(
     console.print(models_table(result.models))
     console.print(scores_table(result.scores, result.currency))
     console.print(frame_table(result.segments["value_tier"], title="Customers by value tier"))
-    console.print(frame_table(result.audiences, title="Audiences (members: with marketing consent)"))
+    sizes = result.audiences.drop(columns=["description"])
+    console.print(frame_table(sizes, title="Audiences (members: with marketing consent)"))
     for chart in result.charts:
         console.print(f"Chart: {chart}")
     console.print(f"[bold green]Demo project ready in {project}[/] — try `patron export rfm "

@@ -1,0 +1,133 @@
+"""The demo: a generated retailer through every step, with the results to render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import ibis.expr.types as ir
+import pandas as pd
+
+from patron.config import CONFIG_NAME, Settings, load_settings, write_default_config
+from patron.engine import Warehouse
+from patron.pipeline.steps import (
+    ORDER_VALUES,
+    RFM_HISTOGRAM,
+    BacktestRun,
+    FeaturesResult,
+    Reporter,
+    ResolveResult,
+    ScoreRun,
+    SummaryResult,
+    audiences,
+    backtest,
+    features,
+    fit,
+    generate,
+    ingest,
+    open_warehouse,
+    require_quality,
+    resolve,
+    score,
+    segments,
+    summarise,
+    validate,
+)
+
+
+@dataclass
+class DemoResult:
+    """Everything the demo did, for the interface to render."""
+
+    project_dir: Path
+    currency: str
+    ingest: list
+    quality: object
+    identity: ResolveResult
+    summary: SummaryResult
+    features: FeaturesResult
+    backtest: BacktestRun
+    models: object
+    scores: ScoreRun
+    segments: dict[str, pd.DataFrame]
+    audiences: pd.DataFrame
+    charts: list[Path]
+
+
+def monthly_activity(warehouse: Warehouse) -> ir.Table:
+    """Orders, revenue and GP2 per calendar month and channel, from ``order_values``."""
+    values = warehouse.table(ORDER_VALUES)
+    month = values.ordered_at.truncate("M").name("month")
+    return (
+        values.group_by([month, values.channel])
+        .aggregate(orders=values.count(), revenue=values.revenue.sum(), gp2=values.gp2.sum())
+        .order_by(["month", "channel"])
+    )
+
+
+def frequency_distribution(warehouse: Warehouse) -> ir.Table:
+    """Customers per number of repeat purchases, from the RFM histogram."""
+    hist = warehouse.table(RFM_HISTOGRAM)
+    return hist.group_by("frequency").aggregate(customers=hist.n_customers.sum()).order_by("frequency")
+
+
+def draw_charts(settings: Settings, out_dir: Path, *, deciles: pd.DataFrame | None = None) -> list[Path]:
+    """The summary charts of a project: monthly activity, repeat purchases, CLV by decile."""
+    from patron import plotting
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open_warehouse(settings) as warehouse:
+        monthly = warehouse.to_pandas(monthly_activity(warehouse))
+        frequency = warehouse.to_pandas(frequency_distribution(warehouse))
+    return [
+        plotting.monthly_activity_chart(monthly, out_dir / "monthly_activity.png",
+                                        currency=settings.reporting_currency),
+        plotting.frequency_chart(frequency, out_dir / "repeat_purchases.png"),
+        *([] if deciles is None else [plotting.clv_decile_chart(
+            deciles, out_dir / "clv_deciles.png", currency=settings.reporting_currency,
+            horizon=max(settings.model.horizons_months))]),
+    ]
+
+
+def reset_warehouse(settings: Settings) -> None:
+    """Remove the project's DuckDB warehouse so a demo starts from nothing."""
+    if settings.engine == "duckdb":
+        for path in (settings.warehouse_path, settings.warehouse_path.with_suffix(".duckdb.wal")):
+            path.unlink(missing_ok=True)
+
+
+def run_demo(project_dir: Path, *, customers: int = 100_000, seed: int = 42,
+             reporter: Reporter | None = None) -> DemoResult:
+    """Generate a sample retailer, ingest it (with a few bad rows), validate and summarise."""
+    reporter = reporter or Reporter()
+    project_dir.mkdir(parents=True, exist_ok=True)
+    if not (project_dir / CONFIG_NAME).exists():
+        write_default_config(project_dir)
+    settings = load_settings(project_dir)
+    reset_warehouse(settings)
+    data_dir = project_dir / "data"
+    with reporter.task(f"Generating {customers:,} customers", total=1) as advance:
+        generate(customers, data_dir, seed=seed, fmt="csv", dirty_rows=2)
+        advance(1)
+    results = ingest(settings, [data_dir], reporter=reporter)
+    with reporter.task("Validating", total=1) as advance:
+        report = validate(settings)
+        advance(1)
+    require_quality(report)
+    identity = resolve(settings, reporter=reporter)
+    summary = summarise(settings, reporter=reporter)
+    record = features(settings, reporter=reporter)
+    checked = backtest(settings, reporter=reporter)
+    champion = checked.result.models[checked.result.champion].model
+    models = fit(settings, purchase_model=type(champion).__name__, reporter=reporter)
+    scored = score(settings, reporter=reporter)
+    with reporter.task("Segments and audiences", total=2) as advance:
+        segment_sizes = segments(settings)
+        advance(1)
+        audience_sizes = audiences(settings)
+        advance(1)
+    with reporter.task("Drawing charts", total=1) as advance:
+        charts = draw_charts(settings, project_dir / "reports", deciles=scored.deciles) + checked.charts
+        advance(1)
+    return DemoResult(project_dir, settings.reporting_currency, results, report, identity, summary, record,
+                      checked, models, scored, segment_sizes, audience_sizes, charts)
