@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from patron import pipeline
 from patron.engine import connect
 from patron.model_store import load_models
 from patron.scoring import score_customers
@@ -49,8 +50,14 @@ def outcome(scored_project: Path, tmp_path_factory: pytest.TempPathFactory) -> d
                         table="scores_batch")
         batch = warehouse.to_pandas(warehouse.table("scores_batch")).set_index("customer_key")
         batch_rfm = warehouse.to_pandas(warehouse.table("rfm")).set_index("customer_key")
+    # a later batch rebuild from the contract tables keeps the posted orders
+    pipeline.summarise(own.settings)
+    with connect(own.settings) as warehouse:
+        values = warehouse.table("order_values")
+        rebuilt = warehouse.to_pandas(values.filter(values.order_id.isin(["API-0001", "API-0002"])))
+        rebuilt_rfm = warehouse.to_pandas(warehouse.table("rfm")).set_index("customer_key")
     return {"key": key, "before": before, "posted": posted, "newcomer": newcomer, "again": again, "view": view,
-            "events": events, "batch": batch, "batch_rfm": batch_rfm}
+            "events": events, "batch": batch, "batch_rfm": batch_rfm, "rebuilt": rebuilt, "rebuilt_rfm": rebuilt_rfm}
 
 
 def test_the_order_updates_the_summary_by_hand(outcome: dict[str, Any]) -> None:
@@ -99,6 +106,14 @@ def test_the_order_is_persisted_and_shown(outcome: dict[str, Any]) -> None:
     view = outcome["view"]
     assert view["orders"][0]["order_id"] == "API-0001"
     assert view["scores"]["clv_12m"] == pytest.approx(outcome["posted"].json()["scores"]["clv_12m"], rel=1e-12)
+
+
+def test_a_batch_rebuild_keeps_the_posted_orders(outcome: dict[str, Any]) -> None:
+    rebuilt = outcome["rebuilt"].set_index("order_id")
+    assert sorted(rebuilt.index) == ["API-0001", "API-0002"]
+    assert rebuilt.loc["API-0001", "gp2"] == 45.5 and rebuilt.loc["API-0001", "source"] == "api"
+    for column in ("frequency", "recency", "T"):
+        assert outcome["rebuilt_rfm"].loc[outcome["key"], column] == outcome["batch_rfm"].loc[outcome["key"], column]
 
 
 def test_the_rescore_takes_milliseconds(outcome: dict[str, Any]) -> None:

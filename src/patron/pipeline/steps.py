@@ -23,6 +23,7 @@ from patron.errors import PatronError, QualityError
 ORDER_VALUES = "order_values"
 IDENTITY_MAP = "identity_map"
 ORDER_KEYS = "order_keys"
+ORDER_EVENTS = "order_events"
 RFM = "rfm"
 RFM_HISTOGRAM = "rfm_histogram"
 
@@ -192,16 +193,20 @@ def observation_end_for(settings: Settings, orders: ir.Table, warehouse: Warehou
 def summarise(settings: Settings, *, observation_end: dt.date | None = None,
               reporter: Reporter | None = None) -> SummaryResult:
     """Order values in the reporting currency, then the RFM summary and its histogram."""
+    from patron.transforms.events import event_order_values
     from patron.transforms.keys import provisional_customer_key, resolved_customer_key
     from patron.transforms.money import order_values
-    from patron.transforms.rfm import end_of_day, rfm_histogram, rfm_summary
+    from patron.transforms.rfm import end_of_day, rfm_histogram, rfm_summary, utc_timestamp_literal
 
     reporter = reporter or Reporter()
     unit_days = settings.model.unit_days
     with open_warehouse(settings) as warehouse, reporter.task("Summarising", total=3) as advance:
         tables = {name: _table_or_empty(warehouse, name)
                   for name in ("orders", "order_lines", "returns", "order_costs", "fx_rates")}
-        end = observation_end or observation_end_for(settings, tables["orders"], warehouse)
+        times = tables["orders"].select("ordered_at")
+        if warehouse.has_table(ORDER_EVENTS):  # orders posted to the service count for the end too
+            times = times.union(warehouse.table(ORDER_EVENTS).select("ordered_at").cast(times.schema()))
+        end = observation_end or observation_end_for(settings, times, warehouse)
         values = order_values(tables["orders"], tables["order_lines"], tables["returns"],
                               tables["order_costs"], tables["fx_rates"], as_of=end_of_day(end),
                               reporting_currency=settings.reporting_currency)
@@ -209,6 +214,11 @@ def summarise(settings: Settings, *, observation_end: dt.date | None = None,
             keyed = resolved_customer_key(values, warehouse.table(ORDER_KEYS))
         else:  # before `patron resolve`: the best identifier each order carries
             keyed = provisional_customer_key(values)
+        if warehouse.has_table(ORDER_EVENTS):  # orders posted to the service since the files
+            events = warehouse.table(ORDER_EVENTS)
+            events = events.filter(events.ordered_at < utc_timestamp_literal(end_of_day(end)))
+            posted = event_order_values(events, keyed.schema(), reporting_currency=settings.reporting_currency)
+            keyed = keyed.union(posted.anti_join(keyed, "order_id"))
         warehouse.write(ORDER_VALUES, keyed)
         advance(1)
         summary = rfm_summary(warehouse.table(ORDER_VALUES), observation_end=end, unit_days=unit_days)

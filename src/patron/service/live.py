@@ -8,9 +8,9 @@ with :func:`patron.scoring.purchase_rows`, :func:`~patron.scoring.spend_coeffici
 and :func:`~patron.scoring.scores_expression`, the functions the batch scoring uses, so
 the result equals a batch rescore of the same data (the tests check it to 1e-9).
 
-Persistence: ``patron summarise`` rebuilds ``order_values`` from the contract tables,
-which do not hold the posted order; ``order_events`` does, and a later batch run must
-union it into ``order_values`` to keep it (see the service report).
+Persistence: ``patron rfm`` rebuilds ``order_values`` from the contract tables and adds
+the rows of ``order_events`` through :func:`patron.transforms.events.event_order_values`,
+so a batch run keeps every posted order.
 
 The observation end is the configured ``[model] observation_end``, else the day of the
 last order in ``order_values`` (as ``patron summarise`` takes it), new order included;
@@ -33,6 +33,7 @@ from patron.engine import DuckDBWarehouse, Warehouse
 from patron.model_store import FittedValueModels
 from patron.scoring import purchase_rows, scores_expression, spend_coefficients
 from patron.service.deps import Conflict, NotFound
+from patron.transforms.events import event_order_values
 from patron.transforms.rfm import rfm_summary, utc_timestamp
 
 ORDER_VALUES = "order_values"
@@ -167,18 +168,11 @@ def _append_event(warehouse: Warehouse, event: dict[str, Any], key_id: str) -> N
 
 
 def _append_order_value(warehouse: Warehouse, settings: Settings, event: dict[str, Any]) -> None:
-    """One ``order_values`` row for the event: its amounts as net revenue and GP2, the rest NULL."""
-    schema = warehouse.table(ORDER_VALUES).schema()
-    revenue = float(event["revenue"])
-    known = {
-        "order_id": event["order_id"], "source": "api",
-        "ordered_at": utc_timestamp(event["ordered_at"]).to_pydatetime(),
-        "channel": event.get("channel"), "country": event.get("country"), "currency": settings.reporting_currency,
-        "store_id": event.get("store_id"), "gross_revenue": revenue, "discount": 0.0, "refunds": 0.0,
-        "net_revenue": revenue, "revenue": revenue, "gp2": float(event["gp2"]), "customer_key": event["customer_key"],
-    }
-    row = {name: known.get(name) for name in schema.names}
-    warehouse.write(ORDER_VALUES, pa.Table.from_pylist([row], schema=schema.to_pyarrow()), mode="append")
+    """The event's ``order_events`` row, appended to ``order_values`` (one mapping, shared with the batch)."""
+    events = warehouse.table(ORDER_EVENTS)
+    posted = event_order_values(events.filter(events.order_id == event["order_id"]),
+                                warehouse.table(ORDER_VALUES).schema(), reporting_currency=settings.reporting_currency)
+    warehouse.write(ORDER_VALUES, posted, mode="append")
 
 
 def _replace_rows(warehouse: Warehouse, name: str, key: str, rows: ir.Table) -> None:
