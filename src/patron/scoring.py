@@ -65,6 +65,9 @@ from patron.transforms.rfm import rfm_histogram
 RFM = "rfm"
 RFM_HISTOGRAM = "rfm_histogram"
 SCORES = "scores"
+#: Central probability of the CLV interval, and the p_alive below which no next-order date is given.
+DEFAULT_LEVEL = 0.90
+DEFAULT_MIN_P_ALIVE = 0.05
 _STEP = 1e-4  # forward-difference step in the log-parameters
 
 
@@ -324,8 +327,8 @@ def score_customers(
     *,
     settings: Settings,
     observation_end: dt.date | str | None = None,
-    level: float = 0.90,
-    min_p_alive: float = 0.05,
+    level: float = DEFAULT_LEVEL,
+    min_p_alive: float = DEFAULT_MIN_P_ALIVE,
     table: str = SCORES,
 ) -> ScoreResult:
     """Score every customer of ``rfm`` and write table ``scores`` (one row per customer).
@@ -370,11 +373,7 @@ def score_customers(
     rfm = warehouse.table(RFM)
     end = _observation_end(warehouse, rfm, settings, observation_end)
     horizons = tuple(int(h) for h in settings.model.horizons_months)
-    distinct = warehouse.to_pandas(rfm.select("frequency", "recency", "T").distinct())
-    rows = purchase_rows(models.purchase, distinct, horizons=horizons,
-                         discount_rate=settings.model.annual_discount_rate, unit_days=models.unit_days,
-                         observation_end=end, min_p_alive=min_p_alive)
-    spend = spend_coefficients(models.spend, np.unique(distinct["frequency"].to_numpy()))
+    rows, spend = score_inputs(warehouse, models, settings, rfm, end, min_p_alive=min_p_alive)
     suffix = uuid.uuid4().hex[:10]
     rows_name, spend_name = f"scores__rows_{suffix}", f"scores__spend_{suffix}"
     try:
@@ -388,6 +387,19 @@ def score_customers(
         warehouse.drop(spend_name)
     return ScoreResult(table=table, customers=warehouse.count(warehouse.table(table)), distinct_rows=len(rows),
                        model_id=models.model_id, observation_end=end)
+
+
+def score_inputs(warehouse: Warehouse, models: FittedValueModels, settings: Settings, rfm: ir.Table,
+                 end: dt.date, *, min_p_alive: float = DEFAULT_MIN_P_ALIVE) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two small tables scoring joins to ``rfm``: purchase-model values per distinct
+    (frequency, recency, T) and Gamma-Gamma coefficients per frequency (batch and service alike)."""
+    horizons = tuple(int(h) for h in settings.model.horizons_months)
+    distinct = warehouse.to_pandas(rfm.select("frequency", "recency", "T").distinct())
+    rows = purchase_rows(models.purchase, distinct, horizons=horizons,
+                         discount_rate=settings.model.annual_discount_rate, unit_days=models.unit_days,
+                         observation_end=end, min_p_alive=min_p_alive)
+    spend = spend_coefficients(models.spend, np.unique(distinct["frequency"].to_numpy()))
+    return rows, spend
 
 
 def check_settings(models: FittedValueModels, settings: Settings, level: float) -> None:

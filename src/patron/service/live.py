@@ -31,7 +31,7 @@ import pyarrow as pa
 from patron.config import Settings
 from patron.engine import DuckDBWarehouse, Warehouse
 from patron.model_store import FittedValueModels
-from patron.scoring import purchase_rows, scores_expression, spend_coefficients
+from patron.scoring import DEFAULT_LEVEL, score_inputs, scores_expression
 from patron.service.deps import Conflict, NotFound
 from patron.transforms.events import event_order_values
 from patron.transforms.rfm import rfm_summary, utc_timestamp
@@ -40,8 +40,6 @@ ORDER_VALUES = "order_values"
 ORDER_EVENTS = "order_events"
 RFM = "rfm"
 SCORES = "scores"
-LEVEL = 0.90  # the CLV interval's central probability, as `patron score`
-MIN_P_ALIVE = 0.05  # below it no next-order date, as `patron score`
 
 ORDER_EVENTS_SCHEMA = pa.schema(
     [
@@ -74,13 +72,9 @@ def score_summaries(
 ) -> ir.Table:
     """The ``scores`` rows of the customers in ``rfm`` (an ``rfm``-like table), as the batch computes them."""
     horizons = tuple(int(h) for h in settings.model.horizons_months)
-    distinct = warehouse.to_pandas(rfm.select("frequency", "recency", "T").distinct())
-    rows = purchase_rows(models.purchase, distinct, horizons=horizons,
-                         discount_rate=settings.model.annual_discount_rate, unit_days=models.unit_days,
-                         observation_end=end, min_p_alive=MIN_P_ALIVE)
-    spend = spend_coefficients(models.spend, np.unique(distinct["frequency"].to_numpy()))
+    rows, spend = score_inputs(warehouse, models, settings, rfm, end)
     return scores_expression(rfm, ibis.memtable(_rows_table(rows)), ibis.memtable(spend), models,
-                             horizons=horizons, value=settings.model.value, level=LEVEL)
+                             horizons=horizons, value=settings.model.value, level=DEFAULT_LEVEL)
 
 
 def _rows_table(rows: pd.DataFrame) -> pa.Table:
