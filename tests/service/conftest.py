@@ -29,6 +29,7 @@ def scored_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pipeline.summarise(settings)
     pipeline.fit(settings)
     pipeline.score(settings)
+    pipeline.segments(settings)
     return settings.warehouse_path
 
 

@@ -108,7 +108,7 @@ def test_personal_data_reach_store_staff_but_never_marketers(
         assert body.get("personal") is None
         for value in (customer["email"], customer["phone"], customer["last_name"]):
             assert value not in response.text
-        assert body["tier"] in {"platinum", "gold", "silver", "bronze"}
+        assert body["tier"] in {"top_1", "top_1_5", "top_5_10", "top_10_25", "top_25_50", "bottom_50"}
 
 
 def test_a_customer_view_holds_scores_tier_and_orders_across_channels(
@@ -123,14 +123,16 @@ def test_a_customer_view_holds_scores_tier_and_orders_across_channels(
     assert times == sorted(times, reverse=True)
 
 
-def test_tiers_follow_clv_rank(client: TestClient, service: Service) -> None:
-    """The most valuable customer is platinum, the least valuable bronze."""
+def test_tier_and_segments_come_from_the_segments_table(client: TestClient, service: Service) -> None:
+    """The view shows the customer's row of ``segments``: the most valuable is top_1, the least bottom_50."""
     with client.app.state.service.use() as warehouse:
+        segments = warehouse.to_pandas(warehouse.table("segments"))
         scores = warehouse.to_pandas(warehouse.table("scores").select("customer_key", "clv_36m"))
     ranked = scores.sort_values("clv_36m", ascending=False)["customer_key"].tolist()
-    tiers = [client.get(f"/customers/{k}", headers=service.headers("marketer")).json()["tier"]
-             for k in (ranked[0], ranked[len(ranked) // 5], ranked[len(ranked) // 2], ranked[-1])]
-    assert tiers == ["platinum", "gold", "silver", "bronze"]
+    views = [client.get(f"/customers/{k}", headers=service.headers("marketer")).json() for k in (ranked[0], ranked[-1])]
+    assert [v["tier"] for v in views] == ["top_1", "bottom_50"]
+    row = segments.set_index("customer_key").loc[ranked[0]]
+    assert views[0]["segments"] == [row["value_tier"], row["rfm_segment"], row["lifecycle_stage"], row["strategy_cell"]]
 
 
 @pytest.mark.parametrize(

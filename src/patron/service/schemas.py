@@ -163,7 +163,8 @@ class PersonalRecord(BaseModel):
 
 class CustomerView(BaseModel):
     customer_key: str
-    tier: str | None = Field(description="platinum (top 10% by CLV), gold (next 20%), silver (next 30%), bronze.")
+    tier: str | None = Field(description="Value tier from `patron segments` (e.g. top_1, top_1_5, ... bottom_50); "
+                                         "null before segments are written.")
     scores: Scores | None
     rfm: dict[str, Any] | None
     segments: list[str]

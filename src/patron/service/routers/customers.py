@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import ibis.expr.types as ir
 from fastapi import APIRouter, Depends, Path
 
-from patron.config import Settings
 from patron.engine import Warehouse
 from patron.security import Permission, Principal
 from patron.service.deps import NotFound, SettingsDep, StateDep, require
@@ -26,8 +25,9 @@ PREFERENCES = ("preferred_category", "preferred_material", "preferred_channel", 
                "preferred_country", "omnichannel", "first_order_channel")
 PERSONAL = ("source", "customer_id", "first_name", "last_name", "email", "phone", "postcode", "country",
             "birth_year", "marketing_consent")
-#: Tiers by share of customers with a higher CLV (longest horizon): upper bounds of each tier's share.
-TIERS = (("platinum", 0.10), ("gold", 0.30), ("silver", 0.60), ("bronze", 1.01))
+SEGMENTS = "segments"
+#: Columns of the ``segments`` table (``patron segments``) that a customer view lists.
+SEGMENT_COLUMNS = ("value_tier", "rfm_segment", "lifecycle_stage", "strategy_cell")
 
 CustomerKey = Annotated[str, Path(pattern=CUSTOMER_KEY_PATTERN, description="The customer key (C… or G…).")]
 
@@ -46,12 +46,13 @@ def get_customer(
         orders = _orders(warehouse, key)
         if rfm is None and scores is None and not orders:
             raise NotFound(f"unknown customer {key!r}")
+        segments = _one(warehouse, SEGMENTS, key) or {}
         view = {
             "customer_key": key,
-            "tier": _tier(warehouse, settings, scores),
+            "tier": segments.get("value_tier"),
             "scores": scores,
             "rfm": rfm,
-            "segments": _segments(warehouse, settings, key),
+            "segments": [str(segments[c]) for c in SEGMENT_COLUMNS if segments.get(c) is not None],
             "preferences": _preferences(warehouse, key),
             "channels": _channels(warehouse, key),
             "orders": orders,
@@ -94,18 +95,6 @@ def _channels(warehouse: Warehouse, key: str) -> list[dict[str, Any]]:
     return records(warehouse.to_pandas(totals.order_by("channel")))
 
 
-def _tier(warehouse: Warehouse, settings: Settings, scores: dict[str, Any] | None) -> str | None:
-    """The customer's tier by the share of customers whose CLV (longest horizon) is higher."""
-    column = f"clv_{max(settings.model.horizons_months)}m"
-    if scores is None or scores.get(column) is None:
-        return None
-    table = warehouse.table(SCORES)
-    total = warehouse.count(table)
-    above = warehouse.count(table.filter(table[column] > scores[column]))
-    share = above / total if total else 1.0
-    return next(name for name, bound in TIERS if share < bound)
-
-
 def _preferences(warehouse: Warehouse, key: str) -> dict[str, Any]:
     """The preference features of the customer's latest analytic record (table ``car``), if any."""
     rows = _filtered(warehouse, "car", key)
@@ -118,16 +107,6 @@ def _preferences(warehouse: Warehouse, key: str) -> dict[str, Any]:
         rows = rows.order_by(rows.as_of_date.desc())
     found = records(warehouse.to_pandas(rows.select(*columns).limit(1)))
     return found[0] if found else {}
-
-
-def _segments(warehouse: Warehouse, settings: Settings, key: str) -> list[str]:
-    """The customer's segments from ``patron.segments.segments_of(warehouse, settings, key)``, when it exists."""
-    try:
-        from patron import segments  # type: ignore[attr-defined]
-    except ImportError:
-        return []
-    segments_of = getattr(segments, "segments_of", None)
-    return [str(s) for s in segments_of(warehouse, settings, key)] if segments_of else []
 
 
 def _personal(warehouse: Warehouse, key: str) -> list[dict[str, Any]]:
