@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path
 
 from patron.engine import Warehouse
 from patron.security import Permission, Principal
-from patron.service.deps import NotFound, SettingsDep, StateDep, require
+from patron.service.deps import NotFound, StateDep, require
 from patron.service.live import ORDER_VALUES, RFM, SCORES, records
 from patron.service.schemas import CUSTOMER_KEY_PATTERN, CustomerView
 
@@ -36,7 +36,6 @@ CustomerKey = Annotated[str, Path(pattern=CUSTOMER_KEY_PATTERN, description="The
 def get_customer(
     key: CustomerKey,
     state: StateDep,
-    settings: SettingsDep,
     principal: Annotated[Principal, Depends(require(Permission.READ_CUSTOMER))],
 ) -> dict[str, Any]:
     """Scores, tier, segments, preferences and order history across channels of customer ``key``."""
