@@ -43,6 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -58,6 +59,7 @@ from patron.engine import Warehouse
 from patron.errors import ConfigError, ConvergenceError, PatronError
 from patron.model_store import PURCHASE_MODELS, FittedValueModels, new_model_id, utc_now
 from patron.models import GammaGamma
+from patron.models.base import group_rows
 from patron.models.clv import DAYS_PER_MONTH
 from patron.models.margin import KeptMargin, MarginMoments
 from patron.transforms.rfm import rfm_histogram
@@ -196,46 +198,75 @@ def purchase_rows(
     from parameter uncertainty, taken as that of ``log orders_<h>``; see the module docstring).
     The monthly flows are computed as :func:`patron.models.clv.customer_lifetime_value`
     computes them, so the two agree.
+
+    Speed: the expected purchases factor as ``p_alive(x, t_x, T) * given_alive(x, T, t)``
+    (:meth:`~patron.models._continuous.ContinuousTimeModel.expected_purchases_given_alive`),
+    so the monthly counts and their parameter gradients, the costly special functions, are
+    evaluated once per distinct ``(frequency, T)`` pair and only ``p_alive`` per row.
     """
     if not discount_rate > -1.0:
         raise ConfigError("annual_discount_rate must be greater than -1")
     keys = {c: rows[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")}
+    pairs, pair_of_row = _distinct_pairs(keys["frequency"], keys["T"])
     month = DAYS_PER_MONTH / unit_days
     months = max(horizons)
-    cumulative = np.column_stack(
-        [np.zeros(len(rows))] + [model.expected_purchases(keys, t=i * month) for i in range(1, months + 1)]
+    given_alive = np.column_stack(
+        [np.zeros(len(pairs["T"]))]
+        + [model.expected_purchases_given_alive(pairs, t=i * month) for i in range(1, months + 1)]
     )
-    flows = np.diff(cumulative, axis=1)
     discount = (1.0 + discount_rate) ** (-np.arange(1, months + 1) / 12.0)
+    discounted = np.cumsum(np.diff(given_alive, axis=1) * discount, axis=1)
     p_alive = model.p_alive(keys)
     out: dict[str, Any] = {**keys, "p_alive": p_alive}
     out["churn_risk"] = no_purchase_probability(model, keys, p_alive, t=min(horizons) * month)
     out["expected_next_order_date"] = next_order_dates(
         model, keys, p_alive, unit_days, observation_end, min_p_alive=min_p_alive, max_days=months * DAYS_PER_MONTH
     )
+    alive_gradient = log_gradient(model, lambda m: m.p_alive(keys), p_alive)
+    covariance = _log_params_covariance(model)
     for h in horizons:
-        out[f"orders_{h}"] = cumulative[:, h]
-        out[f"factor_{h}"] = flows[:, :h] @ discount[:h]
-        out[f"var_{h}"] = log_count_variance(model, keys, cumulative[:, h], t=h * month)
+        count_gradient = log_gradient(model, lambda m, h=h: m.expected_purchases_given_alive(pairs, t=h * month),
+                                      given_alive[:, h])
+        gradient = alive_gradient + count_gradient[pair_of_row]
+        out[f"orders_{h}"] = p_alive * given_alive[pair_of_row, h]
+        out[f"factor_{h}"] = p_alive * discounted[pair_of_row, h - 1]
+        out[f"var_{h}"] = np.einsum("ij,jk,ik->i", gradient, covariance, gradient)
     return pd.DataFrame(out)
 
 
-def log_count_variance(model: Any, keys: dict[str, np.ndarray], expected: np.ndarray, *, t: float) -> np.ndarray:
-    """Delta-method variance of ``log E[X(t) | x, t_x, T]`` from the model's log-parameter covariance."""
+def _distinct_pairs(frequency: np.ndarray, age: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The distinct (frequency, T) pairs and each row's pair."""
+    groups = group_rows([frequency, age])
+    if groups.first is None:
+        return {"frequency": frequency, "T": age}, np.arange(len(frequency))
+    return {"frequency": frequency[groups.first], "T": age[groups.first]}, groups.inverse
+
+
+def _log_params_covariance(model: Any) -> np.ndarray:
     covariance = getattr(model, "log_params_covariance_", None)
     if covariance is None:
         raise ConvergenceError(f"{type(model).__name__}: no parameter covariance; the CLV interval needs a fit")
+    return np.asarray(covariance, dtype=float)
+
+
+def log_gradient(model: Any, predict: Callable[[Any], np.ndarray], value: np.ndarray) -> np.ndarray:
+    """Gradient of ``log predict(model)`` in the model's log-parameters, by forward differences.
+
+    ``value`` is ``predict(model)``; rows where it or a shifted value is not positive get 0
+    (a prediction of 0 has no log, and the interval then collapses to the point).
+    """
     names = model.param_names
     base = np.log(np.array([model.params_[p] for p in names]))
-    positive = expected > 0
-    safe = np.where(positive, expected, 1.0)
-    gradient = np.empty((len(expected), len(names)))
-    for k in range(len(names)):
-        shifted = base.copy()
-        shifted[k] += _STEP
-        moved = model.with_params(dict(zip(names, np.exp(shifted), strict=True))).expected_purchases(keys, t=t)
-        gradient[:, k] = np.where(positive, (moved - expected) / safe, 0.0) / _STEP
-    return np.einsum("ij,jk,ik->i", gradient, covariance, gradient)
+    gradient = np.zeros((len(value), len(names)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_value = np.log(value)
+        for k in range(len(names)):
+            shifted = base.copy()
+            shifted[k] += _STEP
+            moved = predict(model.with_params(dict(zip(names, np.exp(shifted), strict=True))))
+            change = (np.log(moved) - log_value) / _STEP
+            gradient[:, k] = np.where((value > 0) & (moved > 0) & np.isfinite(change), change, 0.0)
+    return gradient
 
 
 def no_purchase_probability(model: Any, keys: dict[str, np.ndarray], p_alive: np.ndarray, *, t: float) -> np.ndarray:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from patron.errors import DataContractError
 from patron.models import BetaGeo, BetaGeoBetaBinom, GammaGamma, ModifiedBetaGeo, ParetoNBD
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -49,6 +50,8 @@ def test_continuous_time_predictions_are_finite_and_ordered(
     assert np.all(np.isfinite(near)) and np.all(np.isfinite(far))
     assert np.all(near >= 0)
     assert np.all(far >= near * (1 - 1e-6))
+    given_alive = model.expected_purchases_given_alive(data[["frequency", "T"]], t=t)  # recency is not needed
+    np.testing.assert_allclose(p_alive * given_alive, near, rtol=1e-12, atol=1e-300)
     new = model.expected_purchases_new_customer(t=np.array([t, 2 * t]))
     assert np.all(np.isfinite(new)) and 0 <= new[0] <= new[1] * (1 + 1e-6)
     wait = model.time_to_next_purchase(data)
@@ -98,3 +101,15 @@ def test_bgbb_predictions_are_finite_and_ordered(
     assert np.all(np.isfinite(p_alive)) and np.all((p_alive >= 0) & (p_alive <= 1 + 1e-12))
     near, far = model.expected_purchases(rows, t=t), model.expected_purchases(rows, t=2 * t)
     assert np.all(np.isfinite(far)) and np.all(near >= 0) and np.all(far >= near * (1 - 1e-9))
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_expected_purchases_given_alive_checks_its_two_columns(kind: str) -> None:
+    cls, names = MODELS[kind]
+    model = cls().with_params(dict.fromkeys(names, 1.0))
+    with pytest.raises(DataContractError, match="'T' is missing"):
+        model.expected_purchases_given_alive({"frequency": [1.0]}, t=1.0)
+    with pytest.raises(DataContractError, match="'frequency' breaks the rule"):
+        model.expected_purchases_given_alive({"frequency": [1.5], "T": [3.0]}, t=1.0)
+    with pytest.raises(DataContractError, match="'T' breaks the rule"):
+        model.expected_purchases_given_alive({"frequency": [1.0], "T": [-1.0]}, t=1.0)

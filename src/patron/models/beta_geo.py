@@ -347,12 +347,12 @@ class BetaGeo(ContinuousTimeModel):
         Computed as ``P(alive) * E[X(t)]`` under the posterior given alive:
         rate ``Gamma(r+x, alpha+T)`` and drop-out ``Beta(a, b+x)`` (``b+x+1`` for MBG/NBD).
         """
-        s, p = self._prediction_stats(data)
-        x = s["frequency"]
-        given_alive = expected_count_given_alive(
-            p["r"] + x, p["alpha"] + s["T"], p["a"], p["b"] + x + self._dropout_shift, horizon(t)
-        )
-        return self.p_alive(data) * given_alive
+        s, _ = self._prediction_stats(data)
+        return self.p_alive(data) * self._count_given_alive(s["frequency"], s["T"], horizon(t))
+
+    def _count_given_alive(self, x: FloatArray, big_t: FloatArray, t: FloatArray) -> FloatArray:
+        p = self.params_
+        return expected_count_given_alive(p["r"] + x, p["alpha"] + big_t, p["a"], p["b"] + x + self._dropout_shift, t)
 
     def expected_purchases_new_customer(self, *, t: float | FloatArray) -> FloatArray:
         """Unconditional ``E[X(t)]`` for a customer just acquired, FHL (2005) eq. (9)."""

@@ -233,9 +233,12 @@ class ParetoNBD(ContinuousTimeModel):
         ``P(alive) (r+x)/(alpha+T) (beta+T)/(s-1) [1 - ((beta+T)/(beta+T+t))**(s-1)]``,
         written with ``(1 - e^-u)/u`` so that ``s = 1`` needs no special case.
         """
-        s, p = self._prediction_stats(data)
-        rate = (p["r"] + s["frequency"]) / (p["alpha"] + s["T"])
-        return self.p_alive(data) * rate * _expected_lifetime_within(p["s"], p["beta"] + s["T"], horizon(t))
+        s, _ = self._prediction_stats(data)
+        return self.p_alive(data) * self._count_given_alive(s["frequency"], s["T"], horizon(t))
+
+    def _count_given_alive(self, x: FloatArray, big_t: FloatArray, t: FloatArray) -> FloatArray:
+        p = self.params_
+        return (p["r"] + x) / (p["alpha"] + big_t) * _expected_lifetime_within(p["s"], p["beta"] + big_t, t)
 
     def expected_purchases_new_customer(self, *, t: float | FloatArray) -> FloatArray:
         """Unconditional ``E[X(t)] = r beta / (alpha (s-1)) [1 - (beta/(beta+t))**(s-1)]`` (FH05 eq. 27)."""
