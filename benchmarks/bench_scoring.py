@@ -1,16 +1,24 @@
-"""Benchmark: fit the value models and score N customers on profit CLV in a DuckDB warehouse.
+"""Benchmark: fit the value models and score N customers on profit CLV in a DuckDB warehouse, against lifetimes.
 
-Run ``python -m benchmarks.bench_scoring --customers 1000000``. It simulates an ``rfm``
-table (BG/NBD purchases over five years of daily data, Gamma-Gamma revenue, noisy kept
-margins), writes it to a DuckDB warehouse file, then times
+Run ``python -m benchmarks.bench_scoring --customers 1000000 [10000000]``. For each size it
+simulates an ``rfm`` table (BG/NBD purchases over five years of daily data, Gamma-Gamma
+revenue, noisy kept margins), writes it to a DuckDB warehouse file, then times
 
 (a) ``fit_value_models`` (the purchase model on the histogram, the spend model on the
     repeat buyers' distinct pairs, the margin model on engine sums);
-(b) ``score_customers``: the purchase model on the distinct (frequency, recency, T) rows
-    in Python (three horizons, 36 monthly flows, the interval's gradients), the engine
-    join back to every customer and the write of ``scores``;
+(b) the model side of scoring (``score_inputs``): the purchase model on the distinct
+    (frequency, recency, T) rows and (frequency, T) pairs (p_alive, churn risk, next-order
+    date, three horizons of 36 monthly flows and the interval's gradients) and the spend
+    coefficients per frequency;
+(c) ``score_customers`` end to end: (b), the engine join back to every customer, the
+    per-customer arithmetic (value per order, margin, CLV and its interval per horizon)
+    and the write of the 27-column ``scores`` table;
+(d) lifetimes on the same customers with the same parameters, in memory and without
+    intervals or margins (so it does less): P(alive), expected purchases and CLV at 3,
+    12 and 36 months (``GammaGammaFitter.customer_lifetime_value``, monthly discounting),
+    on ``--lifetimes-customers`` of them, scaled linearly;
 
-and prints the distinct rows, the seconds and the customers scored per second.
+and prints customers per second and the ratios.
 """
 
 from __future__ import annotations
@@ -18,14 +26,16 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from patron.config import Settings
 from patron.engine import connect
-from patron.scoring import fit_value_models, score_customers
+from patron.scoring import fit_value_models, score_customers, score_inputs
 
 END = pd.Timestamp("2025-06-30", tz="UTC")
 
@@ -65,29 +75,74 @@ def simulate_rfm(n: int, seed: int = 0) -> pd.DataFrame:
     })
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--purchase-model", default="BetaGeo")
-    args = parser.parse_args()
+def lifetimes_seconds(models: Any, rfm: pd.DataFrame, horizons: tuple[int, ...], rate: float) -> float:
+    """Seconds for lifetimes to give P(alive), expected purchases and CLV per horizon to ``rfm``'s customers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lifetimes import BetaGeoFitter, GammaGammaFitter
+    purchase = BetaGeoFitter()
+    purchase.params_ = pd.Series(models.purchase.params_)
+    purchase.predict = purchase.conditional_expected_number_of_purchases_up_to_time  # what lifetimes' fit attaches
+    spend = GammaGammaFitter()
+    gg = models.spend.params_
+    spend.params_ = pd.Series({"p": gg["p"], "q": gg["q"], "v": gg["gamma"]})
+    f, r, t = rfm["frequency"], rfm["recency"], rfm["T"]
+    m = rfm["monetary_revenue"].clip(lower=1e-9)
+    monthly = (1.0 + rate) ** (1.0 / 12.0) - 1.0
+    start = time.perf_counter()
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        purchase.conditional_probability_alive(f, r, t)
+        for h in horizons:
+            purchase.conditional_expected_number_of_purchases_up_to_time(h * 4.345, f, r, t)
+            spend.customer_lifetime_value(purchase, f, r, t, m, time=h, freq="W", discount_rate=monthly)
+    return time.perf_counter() - start
+
+
+def run(n: int, args: argparse.Namespace) -> dict[str, float]:
+    """Every measurement for one number of customers."""
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(project_dir=Path(folder), engine="duckdb")
-        rfm = simulate_rfm(args.customers)
+        rfm = simulate_rfm(n)
         with connect(settings) as warehouse:
             warehouse.write("rfm", rfm)
             start = time.perf_counter()
             models = fit_value_models(warehouse, settings=settings, purchase_model=args.purchase_model)
             fitted = time.perf_counter()
+            table = warehouse.table("rfm")
+            rows, _ = score_inputs(warehouse, models, settings, table, END.date())
+            model_side = time.perf_counter()
             result = score_customers(warehouse, models, settings=settings, observation_end=END.date())
             scored = time.perf_counter()
-            rows, distinct = result.customers, result.distinct_rows
-        print(f"customers          {args.customers:,} ({rows:,} scored)")
-        print(f"distinct rows      {distinct:,}")
-        print(f"purchase model     {models.purchase!r}")
-        print(f"spend model        {models.spend!r}")
-        print(f"margin model       {models.margin!r}")
-        print(f"fit                {fitted - start:.1f} s")
-        print(f"score              {scored - fitted:.1f} s  ({rows / (scored - fitted):,.0f} customers/s)")
+        horizons = tuple(settings.model.horizons_months)
+        sample = rfm.iloc[: min(n, args.lifetimes_customers)]
+        lifetimes_s = lifetimes_seconds(models, sample, horizons, settings.model.annual_discount_rate)
+    print(f"customers          {n:,} ({result.customers:,} scored); distinct rows {len(rows):,}")
+    print(f"models             {models.purchase!r}; {models.spend!r}; {models.margin!r}")
+    print(f"fit                {fitted - start:.2f} s")
+    return {
+        "customers": n, "distinct_rows": len(rows), "fit_s": fitted - start,
+        "model_side_s": model_side - fitted, "score_s": scored - model_side,
+        "lifetimes_per_s": len(sample) / lifetimes_s, "lifetimes_used": len(sample),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--purchase-model", default="BetaGeo")
+    parser.add_argument("--lifetimes-customers", type=int, default=100_000,
+                        help="lifetimes scores at most this many customers; its rate is scaled to all")
+    args = parser.parse_args()
+    results = [run(n, args) for n in args.customers]
+    print("\n| customers | distinct rows | fit s | model side s (customers/s) | end to end s (customers/s) "
+          "| lifetimes customers/s (in memory) | end to end / lifetimes |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        n = r["customers"]
+        print(f"| {n:,} | {r['distinct_rows']:,} | {r['fit_s']:.2f} | {r['model_side_s']:.2f} "
+              f"({n / r['model_side_s']:,.0f}) | {r['score_s']:.2f} ({n / r['score_s']:,.0f}) "
+              f"| {r['lifetimes_per_s']:,.0f} | {n / r['score_s'] / r['lifetimes_per_s']:.1f}x |")
 
 
 if __name__ == "__main__":

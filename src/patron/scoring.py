@@ -480,40 +480,50 @@ def scores_expression(
     value: str,
     level: float,
 ) -> ir.Table:
-    """The per-customer scores: ``rfm`` joined to the per-row and per-frequency tables."""
+    """The per-customer scores: ``rfm`` joined to the per-row and per-frequency tables.
+
+    Built in two selects: the per-customer value per order, margin and spend variance
+    first, as columns, then everything that uses them, so the engine computes each once
+    (inlined, they repeated in every horizon's five columns and the query spent most of its
+    time on them).
+    """
     joined = rfm.join(rows, ["frequency", "recency", "T"]).join(spend, "frequency")
     m = ibis.ifelse(joined.monetary_revenue > 0, joined.monetary_revenue, 0.0)
-    revenue_per_order = joined.spend_base + joined.spend_weight * m
-    margin = margin_expression(joined, models.margin) if value == "gp2" else ibis.literal(1.0)
     gamma = ibis.literal(models.spend.params_["gamma"])
     u = gamma / (gamma + joined.frequency.cast("float64") * m)
     var_c = ibis.literal(float(models.spend.log_params_covariance_[2, 2]))
-    var_spend = joined.var_a + 2.0 * joined.var_b * u + var_c * u * u
+    margin = margin_expression(joined, models.margin) if value == "gp2" else ibis.literal(1.0)
+    base = joined.mutate(
+        revenue_per_order__=joined.spend_base + joined.spend_weight * m,
+        margin__=margin.cast("float64"),
+        var_spend__=joined.var_a + 2.0 * joined.var_b * u + var_c * u * u,
+    )
+    revenue_per_order, margin = base.revenue_per_order__, base.margin__
     z = float(sps.norm.ppf(0.5 + level / 2.0))
     columns: dict[str, ir.Value] = {
-        "customer_key": joined.customer_key,
-        "p_alive": joined.p_alive,
-        "churn_risk": joined.churn_risk,
-        "expected_next_order_date": joined.expected_next_order_date,
+        "customer_key": base.customer_key,
+        "p_alive": base.p_alive,
+        "churn_risk": base.churn_risk,
+        "expected_next_order_date": base.expected_next_order_date,
         "expected_revenue_per_order": revenue_per_order,
-        "expected_margin": margin.cast("float64"),
+        "expected_margin": margin,
         "expected_value_per_order": revenue_per_order * margin,
     }
     for h in horizons:
-        revenue_clv = joined[f"factor_{h}"] * revenue_per_order
-        spread = (ibis.greatest(joined[f"var_{h}"] + var_spend, 0.0)).sqrt() * z
-        low, high = revenue_clv * (-spread).exp() * margin, revenue_clv * spread.exp() * margin
-        columns[f"expected_orders_{h}m"] = joined[f"orders_{h}"]
-        columns[f"expected_value_{h}m"] = joined[f"orders_{h}"] * revenue_per_order * margin
-        columns[f"clv_{h}m"] = revenue_clv * margin
+        clv = base[f"factor_{h}"] * revenue_per_order * margin
+        spread = (ibis.greatest(base[f"var_{h}"] + base.var_spend__, 0.0)).sqrt() * z
+        low, high = clv * (-spread).exp(), clv * spread.exp()
+        columns[f"expected_orders_{h}m"] = base[f"orders_{h}"]
+        columns[f"expected_value_{h}m"] = base[f"orders_{h}"] * revenue_per_order * margin
+        columns[f"clv_{h}m"] = clv
         columns[f"clv_{h}m_lower"] = ibis.ifelse(margin >= 0, low, high)
         columns[f"clv_{h}m_upper"] = ibis.ifelse(margin >= 0, high, low)
-    columns["historic_gp2"] = joined.total_gp2
-    columns["historic_revenue"] = joined.total_revenue
+    columns["historic_gp2"] = base.total_gp2
+    columns["historic_revenue"] = base.total_revenue
     columns["value_basis"] = ibis.literal(value)
     columns["model_id"] = ibis.literal(models.model_id)
     columns["scored_at"] = ibis.literal(utc_now(), type="timestamp('UTC')")
-    return joined.select(**columns)
+    return base.select(**columns)
 
 
 def margin_expression(customers: ir.Table, margin: KeptMargin) -> ir.FloatingValue:

@@ -337,9 +337,14 @@ class BetaGeo(ContinuousTimeModel):
         Fader, Hardie & Lee (2008), "Computing P(alive) Using the BG/NBD Model" (Hardie note 021):
         ``1 / (1 + delta_{x>0} a/(b+x-1) ((alpha+T)/(alpha+t_x))**(r+x))``, in log space.
         """
-        s, _ = self._prediction_stats(data)
-        _, term1, term2, _ = self._terms(self._log_params(), s)
-        return np.exp(term1 - np.logaddexp(term1, term2))
+        s, p = self._prediction_stats(data)
+        x, k = s["frequency"], self._dropout_shift
+        active = (x + k) > 0
+        # term2 - term1 of the likelihood: B(a+1, b+x+k-1) / B(a, b+x+k) is a / (b+x+k-1)
+        log_odds = np.log(p["a"]) - np.log(np.where(active, p["b"] + x + k - 1.0, 1.0)) + (p["r"] + x) * (
+            np.log(p["alpha"] + s["T"]) - np.log(p["alpha"] + s["recency"])
+        )
+        return np.where(active, special.expit(-log_odds), 1.0)
 
     def expected_purchases(self, data: Any, *, t: float) -> FloatArray:
         """Conditional expectation ``E[X(T, T+t) | x, t_x, T]``, FHL (2005) eq. (10).
