@@ -1,4 +1,4 @@
-"""Benchmark: BG/NBD and Pareto/NBD fit and scoring at scale, patron against lifetimes (and PyMC-Marketing).
+"""Benchmark: BG/NBD, MBG/NBD and Pareto/NBD fit and scoring at scale, patron against lifetimes (and PyMC-Marketing).
 
 Run ``python -m benchmarks.bench_models --customers 1000000 10000000``. For each size it
 
@@ -8,7 +8,7 @@ Run ``python -m benchmarks.bench_models --customers 1000000 10000000``. For each
 2. builds the histogram with :func:`patron.transforms.rfm.rfm_histogram` on DuckDB, exact
    and on a weekly grid (``resolution=1``);
 3. times patron's fit on (a) the exact distinct rows and (b) the weekly histogram, and
-   lifetimes' ``BetaGeoFitter`` / ``ParetoNBDFitter`` on the per-customer rows (on a
+   lifetimes' ``BetaGeoFitter`` / ``ModifiedBetaGeoFitter`` / ``ParetoNBDFitter`` on the per-customer rows (on a
    subsample, extrapolated linearly, above ``--lifetimes-customers`` /
    ``--lifetimes-pnbd-customers``: lifetimes' Pareto/NBD uses Nelder-Mead on every
    customer and takes minutes);
@@ -39,13 +39,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from patron.models import BetaGeo, GammaGamma, ParetoNBD
+from patron.models import BetaGeo, GammaGamma, ModifiedBetaGeo, ParetoNBD
 from patron.models.clv import customer_lifetime_value
 from patron.transforms.rfm import rfm_histogram
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
+    from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 
 R = TypeVar("R")
 DAYS = 5 * 365
@@ -224,6 +224,7 @@ def lifetimes_scoring(fitter_cls: type, params: dict[str, float], customers: pd.
 # ---- the run ------------------------------------------------------------------------------
 MODELS = {
     "BG/NBD": (simulate_bg_nbd, BetaGeo, BetaGeoFitter),
+    "MBG/NBD": (simulate_bg_nbd, ModifiedBetaGeo, ModifiedBetaGeoFitter),  # fitted to the BG/NBD customers
     "Pareto/NBD": (simulate_pareto_nbd, ParetoNBD, ParetoNBDFitter),
 }
 

@@ -59,8 +59,7 @@ from patron.engine import Warehouse
 from patron.errors import ConfigError, ConvergenceError, PatronError
 from patron.model_store import PURCHASE_MODELS, FittedValueModels, new_model_id, utc_now
 from patron.models import GammaGamma
-from patron.models.base import group_rows
-from patron.models.clv import DAYS_PER_MONTH
+from patron.models.clv import DAYS_PER_MONTH, cumulative_given_alive, discount_factors
 from patron.models.margin import KeptMargin, MarginMoments
 from patron.transforms.rfm import rfm_histogram
 
@@ -207,14 +206,10 @@ def purchase_rows(
     if not discount_rate > -1.0:
         raise ConfigError("annual_discount_rate must be greater than -1")
     keys = {c: rows[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")}
-    pairs, pair_of_row = _distinct_pairs(keys["frequency"], keys["T"])
     month = DAYS_PER_MONTH / unit_days
     months = max(horizons)
-    given_alive = np.column_stack(
-        [np.zeros(len(pairs["T"]))]
-        + [model.expected_purchases_given_alive(pairs, t=i * month) for i in range(1, months + 1)]
-    )
-    discount = (1.0 + discount_rate) ** (-np.arange(1, months + 1) / 12.0)
+    pairs, pair_of_row, given_alive = cumulative_given_alive(model, keys["frequency"], keys["T"], months, month)
+    discount = discount_factors(months, discount_rate)
     discounted = np.cumsum(np.diff(given_alive, axis=1) * discount, axis=1)
     p_alive = model.p_alive(keys)
     out: dict[str, Any] = {**keys, "p_alive": p_alive}
@@ -232,14 +227,6 @@ def purchase_rows(
         out[f"factor_{h}"] = p_alive * discounted[pair_of_row, h - 1]
         out[f"var_{h}"] = np.einsum("ij,jk,ik->i", gradient, covariance, gradient)
     return pd.DataFrame(out)
-
-
-def _distinct_pairs(frequency: np.ndarray, age: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The distinct (frequency, T) pairs and each row's pair."""
-    groups = group_rows([frequency, age])
-    if groups.first is None:
-        return {"frequency": frequency, "T": age}, np.arange(len(frequency))
-    return {"frequency": frequency[groups.first], "T": age[groups.first]}, groups.inverse
 
 
 def _log_params_covariance(model: Any) -> np.ndarray:

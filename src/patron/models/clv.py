@@ -14,9 +14,11 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from patron.models._special import FloatArray
+from patron.models.base import group_rows
 
 DAYS_PER_MONTH = 365.25 / 12.0
 
@@ -68,7 +70,7 @@ def customer_lifetime_value(
     """
     flows = _monthly_purchases(purchase_model, data, months=months, time_unit_days=time_unit_days)
     spend = np.asarray(spend_model.expected_spend(data), dtype=float)
-    return flows @ _discount_factors(months, discount_rate) * spend
+    return flows @ discount_factors(months, discount_rate) * spend
 
 
 def customer_lifetime_value_interval(
@@ -115,7 +117,8 @@ def customer_lifetime_value_interval(
     return pd.DataFrame({"clv": point, "lower": lower, "upper": upper})
 
 
-def _discount_factors(months: int, discount_rate: float) -> FloatArray:
+def discount_factors(months: int, discount_rate: float) -> FloatArray:
+    """Month ``i``'s discount, ``(1 + discount_rate) ** (-i / 12)``, for ``i = 1..months``."""
     if months < 1 or int(months) != months:
         raise ValueError("months must be a positive whole number")
     if not discount_rate > -1.0:
@@ -124,15 +127,44 @@ def _discount_factors(months: int, discount_rate: float) -> FloatArray:
 
 
 def _monthly_purchases(model: PurchaseModel, data: Any, *, months: int, time_unit_days: float) -> FloatArray:
-    """Expected purchases in each month, (customers, months), computed on distinct rows."""
+    """Expected purchases in each month, (customers, months), computed on distinct rows.
+
+    A continuous-time model's expected purchases are ``p_alive`` times the count given
+    alive, which depends on (frequency, T) only: the monthly counts are then evaluated
+    once per distinct pair (:func:`cumulative_given_alive`) and ``p_alive`` once per row.
+    """
     if not time_unit_days > 0:
         raise ValueError("time_unit_days must be positive")
     columns = list(model.stat_columns)
-    table = np.column_stack([np.asarray(data[c], dtype=float) for c in columns])
-    distinct, inverse = np.unique(table, axis=0, return_inverse=True)
-    rows = {c: distinct[:, i] for i, c in enumerate(columns)}
+    values = [np.asarray(data[c], dtype=float) for c in columns]
+    groups = group_rows(values)
+    rows = {c: v if groups.first is None else v[groups.first] for c, v in zip(columns, values, strict=True)}
     month = DAYS_PER_MONTH / time_unit_days
-    cumulative = np.column_stack(
-        [np.zeros(len(distinct))] + [model.expected_purchases(rows, t=i * month) for i in range(1, int(months) + 1)]
-    )
-    return np.diff(cumulative, axis=1)[inverse.ravel()]
+    if hasattr(model, "expected_purchases_given_alive"):
+        _, pair_of_row, given_alive = cumulative_given_alive(model, rows["frequency"], rows["T"], months, month)
+        flows = model.p_alive(rows)[:, None] * np.diff(given_alive, axis=1)[pair_of_row]
+    else:
+        cumulative = np.column_stack(
+            [np.zeros(len(rows[columns[0]]))]
+            + [model.expected_purchases(rows, t=i * month) for i in range(1, int(months) + 1)]
+        )
+        flows = np.diff(cumulative, axis=1)
+    return flows if groups.inverse is None else flows[groups.inverse]
+
+
+def cumulative_given_alive(
+    model: Any, frequency: FloatArray, age: FloatArray, months: int, month: float
+) -> tuple[dict[str, FloatArray], npt.NDArray[np.intp], FloatArray]:
+    """Expected purchases given alive by the end of each of the next ``months`` months, per distinct (frequency, T).
+
+    Returns the distinct pairs (columns ``frequency`` and ``T``), each row's pair and the
+    ``(pairs, months + 1)`` table of cumulative counts (column 0 is 0); ``month`` is a
+    month's length in the model's time unit.
+    """
+    groups = group_rows([frequency, age])
+    if groups.first is None:
+        pairs, pair_of_row = {"frequency": frequency, "T": age}, np.arange(len(frequency))
+    else:
+        pairs, pair_of_row = {"frequency": frequency[groups.first], "T": age[groups.first]}, groups.inverse
+    counts = [model.expected_purchases_given_alive(pairs, t=i * month) for i in range(1, int(months) + 1)]
+    return pairs, pair_of_row, np.column_stack([np.zeros(len(pairs["T"])), *counts])
