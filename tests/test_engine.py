@@ -62,3 +62,14 @@ def test_trim_keeps_letters_on_every_engine(warehouse: Warehouse) -> None:
     out = warehouse.to_pandas(words.mutate(t=trim(words.w), blank=is_blank(words.w)))
     assert out["t"].tolist()[:4] == ["false", "Olaf", "v@x.io", ""]
     assert out["blank"].tolist() == [False, False, False, True, True]
+
+
+def test_scratch_tables_join_and_vanish_on_every_engine(warehouse: Warehouse) -> None:
+    warehouse.write("people", pd.DataFrame({"key": [1, 2, 3], "name": ["a", "b", "c"]}))
+    before = set(warehouse.list_tables())
+    with warehouse.scratch(pd.DataFrame({"key": [2, 3, 4], "score": [0.5, 0.25, 1.0]})) as scores:
+        people = warehouse.table("people")
+        joined = warehouse.to_pandas(people.join(scores, "key").order_by("key"))
+        assert joined[["name", "score"]].values.tolist() == [["b", 0.5], ["c", 0.25]]
+        name = scores.get_name()
+    assert name not in warehouse.list_tables() and set(warehouse.list_tables()) == before

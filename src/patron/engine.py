@@ -104,6 +104,20 @@ class Warehouse:
         """``obj`` in the form the engine loads best; DuckDB takes frames and Arrow as they are."""
         return obj
 
+    @contextmanager
+    def scratch(self, obj: TableLike) -> Iterator[ir.Table]:
+        """``obj`` as a table of this session only, dropped on exit.
+
+        For inputs a query reads once (scoring's per-row values): a temporary table is
+        kept in memory and out of the catalog, so it costs no write to the warehouse file.
+        """
+        name = f"patron_scratch_{uuid.uuid4().hex[:12]}"
+        self.con.create_table(name, self._engine_object(obj), temp=True)
+        try:
+            yield self.con.table(name)
+        finally:
+            self.con.drop_table(name, force=True)
+
     def splink_api(self) -> Any:
         """Splink's database API over this warehouse's own connection or session."""
         raise EngineError(f"no Splink backend for engine {self.engine!r}")
@@ -207,6 +221,16 @@ class SparkWarehouse(Warehouse):
         session = self.con._session
         session.createDataFrame(arrow).createOrReplaceTempView(view)
         return self.con.table(view)
+
+    @contextmanager
+    def scratch(self, obj: TableLike) -> Iterator[ir.Table]:
+        """``obj`` as a temporary view of this session (Spark has no temporary tables), dropped on exit."""
+        table = self._engine_object(obj)
+        try:
+            yield table
+        finally:
+            if not isinstance(obj, ir.Table):
+                self.con._session.catalog.dropTempView(table.get_name())
 
 
 def spark_session(settings: Settings) -> Any:

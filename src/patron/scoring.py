@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -392,17 +391,10 @@ def score_customers(
     end = _observation_end(warehouse, rfm, settings, observation_end)
     horizons = tuple(int(h) for h in settings.model.horizons_months)
     rows, spend = score_inputs(warehouse, models, settings, rfm, end, min_p_alive=min_p_alive)
-    suffix = uuid.uuid4().hex[:10]
-    rows_name, spend_name = f"scores__rows_{suffix}", f"scores__spend_{suffix}"
-    try:
-        warehouse.write(rows_name, _arrow_rows(rows))
-        warehouse.write(spend_name, spend)
-        expr = scores_expression(rfm, warehouse.table(rows_name), warehouse.table(spend_name), models,
-                                 horizons=horizons, value=settings.model.value, level=level)
+    with warehouse.scratch(_arrow_rows(rows)) as row_table, warehouse.scratch(spend) as spend_table:
+        expr = scores_expression(rfm, row_table, spend_table, models, horizons=horizons, value=settings.model.value,
+                                 level=level)
         warehouse.write(table, expr)
-    finally:
-        warehouse.drop(rows_name)
-        warehouse.drop(spend_name)
     return ScoreResult(table=table, customers=warehouse.count(warehouse.table(table)), distinct_rows=len(rows),
                        model_id=models.model_id, observation_end=end)
 
