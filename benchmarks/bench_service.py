@@ -279,7 +279,8 @@ def report(args: argparse.Namespace, scored: int, health: dict[str, Any], built:
     if built:
         print(f"Demo project built in {built:,.0f} s.")
     print(f"Service: {scored:,} customers scored, engine {health.get('engine')}, model {health.get('model_id')}; "
-          f"start-up to a healthy /health: {start_s:.1f} s.")
+          f"start-up to a healthy /health: {start_s:.1f} s (the first start after a batch run builds the "
+          "point-read indexes).")
     print(f"Load: {args.duration:g} s per phase (after {WARMUP_REQUESTS} warm-up requests), cap "
           f"{args.max_requests:,} requests, keys drawn from {SAMPLE_KEYS:,} sampled customers; "
           f"load average {os.getloadavg()[0]:.2f} at the end, {os.cpu_count()} cores.")

@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -126,19 +127,44 @@ def parse_key(key: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+@dataclass(frozen=True)
+class StoredKey:
+    """One row of ``api_keys``: what verifying a key needs (the service caches these)."""
+
+    key_id: str
+    salt: str
+    key_hash: str
+    role: str
+    revoked: bool
+
+
+def stored_keys(warehouse: Warehouse, key_id: str | None = None) -> list[StoredKey]:
+    """The rows of ``api_keys`` (only key ``key_id``'s when given); none without the table."""
+    if not warehouse.has_table(API_KEYS):
+        return []
+    keys = warehouse.table(API_KEYS)
+    if key_id is not None:
+        keys = keys.filter(keys.key_id == key_id)
+    rows = warehouse.to_pandas(keys.select("key_id", "salt", "key_hash", "role", "revoked"))
+    return [StoredKey(key_id=str(r.key_id), salt=str(r.salt), key_hash=str(r.key_hash), role=str(r.role),
+                      revoked=bool(r.revoked)) for r in rows.itertuples(index=False)]
+
+
+def match_key(key: str, stored: Iterable[StoredKey]) -> Principal:
+    """The caller ``key`` identifies among ``stored``; :class:`InvalidKey` when malformed, unknown or revoked."""
+    key_id, secret = parse_key(key)
+    for row in stored:
+        if row.key_id == key_id and hmac.compare_digest(_digest(row.salt, secret), row.key_hash):
+            if row.revoked:
+                raise InvalidKey("revoked API key")
+            return Principal(key_id=key_id, role=row.role)
+    raise InvalidKey("unknown API key")
+
+
 def verify_key(warehouse: Warehouse, key: str) -> Principal:
     """The caller ``key`` identifies; :class:`InvalidKey` when it is malformed, unknown or revoked."""
-    key_id, secret = parse_key(key)
-    if not warehouse.has_table(API_KEYS):
-        raise InvalidKey("unknown API key")
-    keys = warehouse.table(API_KEYS)
-    rows = warehouse.to_pandas(keys.filter(keys.key_id == key_id).select("salt", "key_hash", "role", "revoked"))
-    for row in rows.itertuples(index=False):
-        if hmac.compare_digest(_digest(row.salt, secret), row.key_hash):
-            if bool(row.revoked):
-                raise InvalidKey("revoked API key")
-            return Principal(key_id=key_id, role=str(row.role))
-    raise InvalidKey("unknown API key")
+    key_id, _ = parse_key(key)
+    return match_key(key, stored_keys(warehouse, key_id))
 
 
 def revoke_key(warehouse: Warehouse, key_id: str) -> bool:

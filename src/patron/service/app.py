@@ -1,14 +1,16 @@
 """The FastAPI application: wires the routers, the start-up and the error handlers.
 
 ``create_app(settings)`` returns the app; ``patron serve`` runs it with uvicorn. At
-start-up (the lifespan) the app opens the warehouse, which it holds until shutdown, and
-loads the champion models. Errors become answers with a clear ``detail``: a missing or
+start-up (the lifespan) the app opens the warehouse, which it holds until shutdown,
+prepares its store (on DuckDB: the point-read indexes, built once after each batch run)
+and loads the champion models. Errors become answers with a clear ``detail``: a missing or
 invalid key 401, a role without the permission 403, an unknown resource 404, a clash
 409, invalid input 422 (with the fields at fault), and any other :class:`PatronError` 400.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,9 +23,18 @@ from patron.config import Settings
 from patron.engine import connect
 from patron.errors import AccessDenied, DataContractError, PatronError
 from patron.model_store import load_models
-from patron.security import InvalidKey
-from patron.service.deps import API_KEY_HEADER, Conflict, NotConfigured, NotFound, ServiceState, Unprocessable
+from patron.security import InvalidKey, StoredKey, stored_keys
+from patron.service.deps import (
+    API_KEY_HEADER,
+    Conflict,
+    KeyCache,
+    NotConfigured,
+    NotFound,
+    ServiceState,
+    Unprocessable,
+)
 from patron.service.routers import audiences, customers, events, health, scoring
+from patron.service.store import ServiceStore, open_store
 
 DESCRIPTION = f"""Customer value on the warehouse: one customer's scores, scoring on the champion model,
 new orders rescored at once, audiences. Every request needs an API key in the `{API_KEY_HEADER}`
@@ -63,18 +74,27 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the warehouse and load the champion models; close the warehouse at shutdown."""
+    """Open the warehouse, prepare the store (indexes on DuckDB), load the champion models; close at shutdown."""
     settings: Settings = app.state.settings
     warehouse = connect(settings)
+    store = open_store(warehouse, threading.Lock())
     try:
-        models = load_models(warehouse)
-    except PatronError:  # no fit yet: lookups work, scoring answers 503
-        models = None
-    app.state.service = ServiceState(settings=settings, warehouse=warehouse, models=models)
-    try:
+        store.prepare()
+        try:
+            models = load_models(warehouse)
+        except PatronError:  # no fit yet: lookups work, scoring answers 503
+            models = None
+        app.state.service = ServiceState(settings=settings, warehouse=warehouse, models=models, store=store,
+                                         keys=KeyCache(lambda: _api_keys(store)))
         yield
     finally:
+        store.close()
         warehouse.close()
+
+
+def _api_keys(store: ServiceStore) -> list[StoredKey]:
+    with store.use() as warehouse:
+        return stored_keys(warehouse)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -15,6 +15,10 @@ so a batch run keeps every posted order.
 The observation end is the configured ``[model] observation_end``, else the day of the
 last order in ``order_values`` (as ``patron summarise`` takes it), new order included;
 other customers' rows keep the end of the last batch run until the next one.
+
+This module is the engine-neutral reference; on DuckDB the service records an order
+through :mod:`patron.service.duckdb_store`, which runs the same expressions compiled
+once over the customer's rows (the tests compare the two).
 """
 
 from __future__ import annotations
@@ -73,12 +77,12 @@ def score_summaries(
     """The ``scores`` rows of the customers in ``rfm`` (an ``rfm``-like table), as the batch computes them."""
     horizons = tuple(int(h) for h in settings.model.horizons_months)
     rows, spend = score_inputs(warehouse, models, settings, rfm, end)
-    return scores_expression(rfm, ibis.memtable(_rows_table(rows)), ibis.memtable(spend), models,
+    return scores_expression(rfm, ibis.memtable(purchase_rows_table(rows)), ibis.memtable(spend), models,
                              horizons=horizons, value=settings.model.value, level=DEFAULT_LEVEL)
 
 
-def _rows_table(rows: pd.DataFrame) -> pa.Table:
-    """The per-row predictions with explicit types (the date column may be all NULL)."""
+def purchase_rows_table(rows: pd.DataFrame) -> pa.Table:
+    """The per-row predictions of :func:`score_inputs` with explicit types (the date column may be all NULL)."""
     dates = rows["expected_next_order_date"].to_numpy(dtype="datetime64[D]")
     floats = {c: pa.array(rows[c].to_numpy(dtype=float), type=pa.float64())
               for c in rows.columns if c not in ("frequency", "expected_next_order_date")}
@@ -153,12 +157,18 @@ def record_order(
     return {"rfm": rfm_row, "scores": scored}
 
 
-def _append_event(warehouse: Warehouse, event: dict[str, Any], key_id: str) -> None:
+def event_row(event: dict[str, Any], key_id: str) -> dict[str, Any]:
+    """The ``order_events`` row of ``event``, received now from key ``key_id``."""
     row = {name: event.get(name) for name in ORDER_EVENTS_SCHEMA.names}
     row["ordered_at"] = utc_timestamp(event["ordered_at"]).to_pydatetime()
     row["received_at"] = dt.datetime.now(dt.UTC)
     row["key_id"] = key_id
-    warehouse.write(ORDER_EVENTS, pa.Table.from_pylist([row], schema=ORDER_EVENTS_SCHEMA), mode="append")
+    return row
+
+
+def _append_event(warehouse: Warehouse, event: dict[str, Any], key_id: str) -> None:
+    row = pa.Table.from_pylist([event_row(event, key_id)], schema=ORDER_EVENTS_SCHEMA)
+    warehouse.write(ORDER_EVENTS, row, mode="append")
 
 
 def _append_order_value(warehouse: Warehouse, settings: Settings, event: dict[str, Any]) -> None:

@@ -7,25 +7,19 @@ Raw personal data (names, e-mail, phone, postcode) come only to roles holding
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
-import ibis.expr.types as ir
 from fastapi import APIRouter, Depends, Path
 
-from patron.engine import Warehouse
 from patron.security import Permission, Principal
 from patron.service.deps import NotFound, StateDep, require
-from patron.service.live import ORDER_VALUES, RFM, SCORES, records
 from patron.service.schemas import CUSTOMER_KEY_PATTERN, CustomerView
+from patron.service.store import CustomerRows
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
 MAX_ORDERS = 100
-PREFERENCES = ("preferred_category", "preferred_material", "preferred_channel", "preferred_engagement_channel",
-               "preferred_country", "omnichannel", "first_order_channel")
-PERSONAL = ("source", "customer_id", "first_name", "last_name", "email", "phone", "postcode", "country",
-            "birth_year", "marketing_consent")
-SEGMENTS = "segments"
 #: Columns of the ``segments`` table (``patron segments``) that a customer view lists.
 SEGMENT_COLUMNS = ("value_tier", "rfm_segment", "lifecycle_stage", "strategy_cell")
 
@@ -39,81 +33,48 @@ def get_customer(
     principal: Annotated[Principal, Depends(require(Permission.READ_CUSTOMER))],
 ) -> dict[str, Any]:
     """Scores, tier, segments, preferences and order history across channels of customer ``key``."""
-    with state.use() as warehouse:
-        rfm = _one(warehouse, RFM, key)
-        scores = _one(warehouse, SCORES, key)
-        orders = _orders(warehouse, key)
-        if rfm is None and scores is None and not orders:
-            raise NotFound(f"unknown customer {key!r}")
-        segments = _one(warehouse, SEGMENTS, key) or {}
-        view = {
-            "customer_key": key,
-            "tier": segments.get("value_tier"),
-            "scores": scores,
-            "rfm": rfm,
-            "segments": [str(segments[c]) for c in SEGMENT_COLUMNS if segments.get(c) is not None],
-            "preferences": _preferences(warehouse, key),
-            "channels": _channels(warehouse, key),
-            "orders": orders,
-        }
-        if principal.can(Permission.READ_PERSONAL):
-            view["personal"] = _personal(warehouse, key)
+    personal = principal.can(Permission.READ_PERSONAL)
+    rows = state.store.customer(key, personal=personal)
+    if not rows.exists():
+        raise NotFound(f"unknown customer {key!r}")
+    return customer_view(key, rows, personal=personal)
+
+
+def customer_view(key: str, rows: CustomerRows, *, personal: bool) -> dict[str, Any]:
+    """The answer for customer ``key`` from their rows; ``personal`` adds the source records."""
+    segments = rows.segments or {}
+    view = {
+        "customer_key": key,
+        "tier": segments.get("value_tier"),
+        "scores": rows.scores,
+        "rfm": rows.rfm,
+        "segments": [str(segments[c]) for c in SEGMENT_COLUMNS if segments.get(c) is not None],
+        "preferences": rows.preferences,
+        "channels": channel_totals(rows.orders),
+        "orders": latest_orders(rows.orders),
+    }
+    if personal:
+        view["personal"] = rows.personal or []
     return view
 
 
-def _filtered(warehouse: Warehouse, name: str, key: str) -> ir.Table | None:
-    if not warehouse.has_table(name):
-        return None
-    table = warehouse.table(name)
-    return table.filter(table.customer_key == key)
+def latest_orders(orders: list[dict[str, Any]], limit: int = MAX_ORDERS) -> list[dict[str, Any]]:
+    """The ``limit`` latest orders, newest first, ties by order id (orders without a time last)."""
+    by_id = sorted(orders, key=lambda o: str(o.get("order_id")))
+    timed = sorted((o for o in by_id if o.get("ordered_at") is not None), key=lambda o: o["ordered_at"], reverse=True)
+    return (timed + [o for o in by_id if o.get("ordered_at") is None])[:limit]
 
 
-def _one(warehouse: Warehouse, name: str, key: str) -> dict[str, Any] | None:
-    rows = _filtered(warehouse, name, key)
-    if rows is None:
-        return None
-    found = records(warehouse.to_pandas(rows.limit(1)))
-    return found[0] if found else None
+def channel_totals(orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Orders, revenue and GP2 per channel, by channel name (no channel last); a sum of no values is None."""
+    groups: dict[str | None, list[dict[str, Any]]] = {}
+    for order in orders:
+        groups.setdefault(order.get("channel"), []).append(order)
+    names = sorted((c for c in groups if c is not None), key=str) + ([None] if None in groups else [])
+    return [{"channel": c, "orders": len(groups[c]), "revenue": _sum(groups[c], "revenue"),
+             "gp2": _sum(groups[c], "gp2")} for c in names]
 
 
-def _orders(warehouse: Warehouse, key: str) -> list[dict[str, Any]]:
-    rows = _filtered(warehouse, ORDER_VALUES, key)
-    if rows is None:
-        return []
-    columns = [c for c in ("order_id", "ordered_at", "channel", "country", "store_id", "revenue", "gp2")
-               if c in rows.columns]
-    latest = rows.select(*columns).order_by([rows.ordered_at.desc(), rows.order_id]).limit(MAX_ORDERS)
-    return records(warehouse.to_pandas(latest))
-
-
-def _channels(warehouse: Warehouse, key: str) -> list[dict[str, Any]]:
-    rows = _filtered(warehouse, ORDER_VALUES, key)
-    if rows is None:
-        return []
-    totals = rows.group_by("channel").aggregate(orders=rows.count(), revenue=rows.revenue.sum(), gp2=rows.gp2.sum())
-    return records(warehouse.to_pandas(totals.order_by("channel")))
-
-
-def _preferences(warehouse: Warehouse, key: str) -> dict[str, Any]:
-    """The preference features of the customer's latest analytic record (table ``car``), if any."""
-    rows = _filtered(warehouse, "car", key)
-    if rows is None:
-        return {}
-    columns = [c for c in PREFERENCES if c in rows.columns]
-    if not columns:
-        return {}
-    if "as_of_date" in rows.columns:
-        rows = rows.order_by(rows.as_of_date.desc())
-    found = records(warehouse.to_pandas(rows.select(*columns).limit(1)))
-    return found[0] if found else {}
-
-
-def _personal(warehouse: Warehouse, key: str) -> list[dict[str, Any]]:
-    """The person's source records: ``identity_map`` joined to ``customers``."""
-    if not (warehouse.has_table("identity_map") and warehouse.has_table("customers")):
-        return []
-    identity = warehouse.table("identity_map")
-    customers = warehouse.table("customers")
-    mine = identity.filter(identity.customer_key == key).select("source", "customer_id")
-    joined = customers.join(mine, ["source", "customer_id"])
-    return records(warehouse.to_pandas(joined.select(*[c for c in PERSONAL if c in joined.columns])))
+def _sum(rows: list[dict[str, Any]], column: str) -> float | None:
+    values = [r[column] for r in rows if r.get(column) is not None]
+    return math.fsum(values) if values else None

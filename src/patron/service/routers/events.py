@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, status
 
 from patron.security import Permission, Principal
 from patron.service.deps import SettingsDep, StateDep, require
-from patron.service.live import observation_end, record_order, records
+from patron.service.live import records
 from patron.service.schemas import EventResponse, OrderEvent
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -29,11 +29,9 @@ def post_event(
     """
     models = state.champion()
     started = time.perf_counter()
-    with state.use() as warehouse:
-        rows = record_order(warehouse, models, settings, body.model_dump(), key_id=principal.key_id)
-        end = observation_end(warehouse, settings)
+    recorded = state.store.record_order(models, settings, body.model_dump(), key_id=principal.key_id)
     elapsed = (time.perf_counter() - started) * 1000.0
-    rfm = records(rows["rfm"])[0]
-    scores = records(rows["scores"])[0]
-    return {"customer_key": body.customer_key, "order_id": body.order_id, "observation_end": end,
+    rfm = records(recorded.rfm)[0]
+    scores = records(recorded.scores)[0]
+    return {"customer_key": body.customer_key, "order_id": body.order_id, "observation_end": recorded.observation_end,
             "rfm": rfm, "scores": scores, "elapsed_ms": elapsed}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 
 from patron.security import Permission
 from patron.service.deps import SettingsDep, StateDep, Unprocessable, require
-from patron.service.live import history_table, observation_end, records, score_summaries, summary_table
+from patron.service.live import history_table, records, score_summaries, summary_table
 from patron.service.schemas import ScoreRequest, ScoreResponse
 
 router = APIRouter(prefix="/score", tags=["scoring"], dependencies=[Depends(require(Permission.SCORE))])
@@ -22,8 +22,8 @@ def score(body: ScoreRequest, state: StateDep, settings: SettingsDep) -> dict[st
     batch's conventions up to ``observation_end`` (orders after it are left out).
     """
     models = state.champion()
+    end = body.observation_end or state.store.observation_end(settings)
     with state.use() as warehouse:
-        end = body.observation_end or observation_end(warehouse, settings)
         if body.summary is not None:
             rfm = summary_table(body.summary.model_dump())
         else:
