@@ -129,3 +129,24 @@ def test_commands_outside_a_project_say_what_to_do(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", "--project", str(tmp_path)])
     assert result.exit_code == 1
     assert "patron init" in result.output
+
+
+def test_erase_prints_per_table_and_refuses_unknown_keys(project: Path) -> None:
+    import duckdb
+
+    assert invoke("ingest", str(project / "data"), "--project", str(project)).exit_code == 0
+    assert invoke("resolve", "--project", str(project)).exit_code == 0
+    unknown = invoke("erase", "--customer", "C-no-such-key", "--reason", "ticket 1", "--project", str(project))
+    assert unknown.exit_code == 1 and "unknown customer key" in unknown.output and "C-no-such-key" in unknown.output
+    with duckdb.connect(str(project / "patron.duckdb"), read_only=True) as con:
+        key, records = con.execute("SELECT customer_key, count(*) FROM identity_map GROUP BY 1 "
+                                   "ORDER BY 2 DESC, 1 LIMIT 1").fetchone()
+    erased = invoke("erase", "--customer", key, "--reason", "ticket 2", "--project", str(project))
+    assert erased.exit_code == 0, erased.output
+    assert f"{records} record(s)" in erased.output and "identity_map" in erased.output
+    assert "erasure_log" in erased.output
+    with duckdb.connect(str(project / "patron.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM identity_map WHERE customer_key = ?", [key]).fetchone()[0] == 0
+    again = invoke("erase", "--customer", key, "--reason", "ticket 2", "--project", str(project))
+    assert again.exit_code == 1  # erased: no longer known
+    assert invoke("erase", "--customer", key, "--project", str(project)).exit_code == 2  # no reason

@@ -51,3 +51,16 @@ def test_bad_settings_are_named(tmp_path: Path, text: str, message: str) -> None
 def test_missing_config_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="patron init"):
         load_settings(tmp_path)
+
+
+def test_privacy_section(tmp_path: Path) -> None:
+    from patron.config import DEFAULT_TOML, PrivacySettings, parse_settings
+
+    assert parse_settings({}, tmp_path).privacy == PrivacySettings(hash_personal_data=False, key_env="PATRON_PII_KEY")
+    on = parse_settings({"privacy": {"hash_personal_data": True, "key_env": "SHOP_PII_KEY"}}, tmp_path)
+    assert on.privacy.hash_personal_data and on.privacy.key_env == "SHOP_PII_KEY"
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) in \[privacy\]: key"):
+        parse_settings({"privacy": {"key": "secret-in-the-file"}}, tmp_path)
+    with pytest.raises(ConfigError, match="hash_personal_data must be true or false"):
+        parse_settings({"privacy": {"hash_personal_data": "yes"}}, tmp_path)
+    assert "[privacy]" in DEFAULT_TOML and "PATRON_PII_KEY" in DEFAULT_TOML

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from patron.config import AudienceDefinition, Settings
+from patron.config import AudienceDefinition, PrivacySettings, Settings
 from patron.engine import Warehouse
 from patron.errors import ConfigError
 from patron.exports import email_for_matching, export_audience, phone_for_google, phone_for_meta, sha256_hex
@@ -77,3 +77,12 @@ def test_crm_and_plain_files(duck: Warehouse, tmp_path: Path) -> None:  # noqa: 
 def test_unknown_format(duck: Warehouse, tmp_path: Path) -> None:  # noqa: F811
     with pytest.raises(ConfigError, match="unknown export format"):
         export_audience(duck, duck.settings, "vip_service", "tiktok", tmp_path / "x.csv")
+
+
+def test_ad_formats_are_refused_when_personal_data_is_hashed(duck: Warehouse, tmp_path: Path) -> None:  # noqa: F811
+    settings = replace(_top5(duck), privacy=PrivacySettings(hash_personal_data=True))
+    for fmt in ("google", "meta"):
+        with pytest.raises(ConfigError, match="keyed hashes"):
+            export_audience(duck, settings, "top5", fmt, tmp_path / f"{fmt}.csv")
+    assert export_audience(duck, settings, "top5", "crm", tmp_path / "crm.csv").rows == 2  # consent still applies
+    assert not (tmp_path / "google.csv").exists()

@@ -120,13 +120,15 @@ def ingest(
 
 def ingest_table(results: list) -> Table:
     table = Table(title="Ingest")
-    for column in ("table", "file", "read", "loaded", "unchanged", "rejected"):
+    erased = any(r.erased for r in results)  # rows of persons in erasure_log (see patron.privacy)
+    columns = ("table", "file", "read", "loaded", "unchanged", "rejected") + (("erased",) if erased else ())
+    for column in columns:
         table.add_column(column, justify="right" if column not in ("table", "file") else "left")
     for r in results:
         note = " (already ingested)" if r.skipped_file else ""
         rejected = f"[red]{r.rejected:,}[/]" if r.rejected else "0"
         table.add_row(r.table, Path(r.file).name + note, f"{r.rows_read:,}", f"{r.loaded:,}",
-                      f"{r.unchanged:,}", rejected)
+                      f"{r.unchanged:,}", rejected, *((f"{r.erased:,}",) if erased else ()))
     return table
 
 
@@ -398,6 +400,35 @@ def keys_create(
     console.print(key, highlight=False, soft_wrap=True)
     err_console.print(f"Key for role {role} created; store it now, it cannot be shown again. "
                       "(Stop `patron serve` first: DuckDB allows one writer.)")
+
+
+@app.command()
+def erase(
+    customer: Annotated[list[str] | None, typer.Option(
+        "--customer", "--customer-key", help="customer_key of a person to erase; repeat for several.")] = None,
+    from_file: Annotated[Path | None, typer.Option(help="File of customer keys, one a line (# comments).")] = None,
+    reason: Annotated[str, typer.Option(help="Request or ticket reference; no personal data.")] = "",
+    project: ProjectOption = None,  # type: ignore[assignment]
+) -> None:
+    """GDPR erasure of persons everywhere; orders stay as anonymous facts. Stop `patron serve` first."""
+    keys = list(customer or [])
+    if from_file is not None:
+        try:
+            lines = from_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise _fail(f"{from_file}: cannot read file ({exc.strerror or exc})") from None
+        keys += [k.strip() for k in lines if k.strip() and not k.lstrip().startswith("#")]
+    if not keys or not reason.strip():
+        raise _fail("give --customer KEY (or --from-file PATH) and --reason TEXT", 2)
+    with _errors():
+        result = pipeline.erase(load_settings(_project(project)), keys, reason=reason)
+    table = Table(title=f"Erased {len(result.customer_keys):,} customer key(s), {result.records:,} record(s)")
+    for column in ("table", "rows deleted", "rows anonymised"):
+        table.add_column(column, justify="left" if column == "table" else "right")
+    for name, counts in result.tables.items():
+        table.add_row(name, f"{counts.deleted:,}", "rebuilt" if counts.rebuilt else f"{counts.anonymised:,}")
+    console.print(table)
+    console.print(f"Logged {result.identifiers_logged:,} keyed hash(es) in erasure_log (erasure {result.erasure_id}).")
 
 
 @app.command()

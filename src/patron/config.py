@@ -75,6 +75,10 @@ horizon_months = 12          # the CLV horizon that ranks customers into tiers a
 # market = "DE"
 # horizon_months = 12
 # action = "win_back"
+
+[privacy]
+hash_personal_data = false   # true: ingest stores e-mail, phone, names, postcode, loyalty id as keyed hashes
+key_env = "PATRON_PII_KEY"   # environment variable holding the hashing key (never put the key in this file)
 """
 
 
@@ -254,6 +258,24 @@ PLAYBOOK_AUDIENCES: tuple[AudienceDefinition, ...] = (
 
 
 @dataclass(frozen=True)
+class PrivacySettings:
+    """Pseudonymisation at ingest (the ``[privacy]`` section of ``patron.toml``; see docs/privacy.md).
+
+    Attributes
+    ----------
+    hash_personal_data
+        Store e-mail, phone, names, postcode and loyalty id as keyed hashes (HMAC-SHA-256 of
+        the normalised value) instead of in clear (False).
+    key_env
+        Name of the environment variable holding the hashing key; the key itself never
+        goes into ``patron.toml`` or the repository (``"PATRON_PII_KEY"``).
+    """
+
+    hash_personal_data: bool = False
+    key_env: str = "PATRON_PII_KEY"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything ``patron.toml`` says, with the project folder it came from."""
 
@@ -267,6 +289,7 @@ class Settings:
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     segments: SegmentSettings = field(default_factory=SegmentSettings)
     audiences: tuple[AudienceDefinition, ...] = PLAYBOOK_AUDIENCES
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     @property
     def warehouse_path(self) -> Path:
@@ -333,7 +356,17 @@ def parse_settings(data: dict[str, Any], project_dir: Path) -> Settings:
         identity=_identity(_section(data, "identity")),
         segments=_segments(_section(data, "segments"), model),
         audiences=_audiences(data.get("audiences", [])),
+        privacy=_privacy(_section(data, "privacy")),
     )
+
+
+def _privacy(values: dict[str, Any]) -> PrivacySettings:
+    privacy = _build(PrivacySettings, values, "privacy")
+    if not isinstance(privacy.hash_personal_data, bool):
+        raise ConfigError(f"{CONFIG_NAME}: [privacy] hash_personal_data must be true or false")
+    if not (isinstance(privacy.key_env, str) and privacy.key_env.strip()):
+        raise ConfigError(f"{CONFIG_NAME}: [privacy] key_env must name an environment variable")
+    return privacy
 
 
 def _segments(values: dict[str, Any], model: ModelSettings) -> SegmentSettings:

@@ -44,7 +44,7 @@ import pandas as pd
 from patron.audiences import audience_counts, audience_members
 from patron.config import Settings
 from patron.errors import ConfigError
-from patron.transforms.identity_rules import normalise_code, normalise_email, phone_to_e164
+from patron.transforms.identity_rules import email_for_matching, normalise_code, normalise_email, phone_to_e164
 
 if TYPE_CHECKING:
     from patron.engine import Warehouse
@@ -70,14 +70,6 @@ class ExportResult:
 def sha256_hex(text: str) -> str:
     """Lower-case hex SHA-256 of the UTF-8 bytes of ``text`` (unsalted, as both platforms expect)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def email_for_matching(email: str | None) -> str | None:
-    """Trimmed and lower-cased e-mail (Google and Meta agree); blank gives None."""
-    if not isinstance(email, str):  # None, or NaN from a frame
-        return None
-    text = email.strip().lower()
-    return text or None
 
 
 def phone_for_google(phone: str | None, country: str | None) -> str | None:
@@ -168,6 +160,10 @@ def export_audience(warehouse: Warehouse, settings: Settings | None, name: str, 
     settings = settings or warehouse.settings
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt in ("google", "meta") and settings.privacy.hash_personal_data:
+        raise ConfigError(f"the {fmt} format needs e-mails and phones in clear, and this project stores them as "
+                          "keyed hashes ([privacy] hash_personal_data = true); export 'crm' or 'csv' and match "
+                          "on customer_key in your CRM")
     counts = audience_counts(warehouse, settings, name, market=market, horizon=horizon)
     members_expr = audience_members(warehouse, settings, name, market=market, horizon=horizon)
     members = warehouse.to_pandas(members_expr.order_by("customer_key"))

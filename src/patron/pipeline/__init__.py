@@ -33,6 +33,7 @@ from patron.pipeline.steps import (
     backtest,
     clv_deciles,
     create_api_key,
+    erase,
     expand_paths,
     export_audience,
     export_table,
@@ -54,7 +55,8 @@ from patron.pipeline.steps import (
 __all__ = [
     "CAR", "IDENTITY_MAP", "ORDER_KEYS", "ORDER_VALUES", "RFM", "RFM_HISTOGRAM", "SEGMENTS", "BacktestRun",
     "DemoResult", "FeaturesResult", "Reporter", "ResolveResult", "ScoreRun", "SummaryResult", "audiences",
-    "backtest", "clv_deciles", "create_api_key", "draw_charts", "expand_paths", "export_audience", "export_table",
+    "backtest", "clv_deciles", "create_api_key", "draw_charts", "erase", "expand_paths", "export_audience",
+    "export_table",
     "features", "fit", "frequency_distribution", "generate", "ingest", "init_project", "monthly_activity",
     "observation_end_for", "open_warehouse", "require_quality", "reset_warehouse", "resolve", "run_demo", "score",
     "segments", "summarise", "validate",

@@ -454,6 +454,16 @@ def create_api_key(settings: Settings, role: str) -> str:
         return create_key(warehouse, role)
 
 
+# -- erase ----------------------------------------------------------------------------
+def erase(settings: Settings, customer_keys: Sequence[str] = (), *, reason: str,
+          records: Sequence[tuple[str, str]] = ()):
+    """GDPR erasure of persons everywhere in the warehouse (see ``patron.privacy``)."""
+    from patron.privacy import erase_customers
+
+    with open_warehouse(settings) as warehouse:
+        return erase_customers(warehouse, customer_keys, records=records, reason=reason)
+
+
 # -- export ---------------------------------------------------------------------------
 def export_table(settings: Settings, table: str, out: Path) -> int:
     """Write warehouse ``table`` to ``out`` (.csv or .parquet), streaming, all or nothing."""

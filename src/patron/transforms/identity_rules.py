@@ -19,6 +19,7 @@ Records that no rule joins are left for probabilistic matching (``identity_linka
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 #: Accented letters folded to their base letter in names (``str.translate`` in the engine).
 _ACCENTED = "àáâãäåāăąçćčďèéêëēėęěğìíîïīįıłñńňòóôõöøōőŕřśšşťùúûüūůűųýÿźżž"
 _PLAIN = "aaaaaaaaacccdeeeeeeeegiiiiiiilnnnoooooooorrssstuuuuuuuuyyzzz"
+_FOLD = str.maketrans(_ACCENTED, _PLAIN)
+#: What a value pseudonymised at ingest starts with (:mod:`patron.transforms.pseudonyms`).
+PSEUDONYM_PREFIX = "h:"
 
 
 # -- normalisation -------------------------------------------------------------------------------
@@ -60,6 +64,33 @@ def normalise_name(name: ir.StringValue) -> ir.StringValue:
 def normalise_code(value: ir.StringValue) -> ir.StringValue:
     """Upper case without spaces or hyphens: postcodes (``'1234 ab'`` → ``'1234AB'``), loyalty ids."""
     return _blank_to_null(value.upper().re_replace(r"[\s\-]", ""))
+
+
+def email_for_matching(email: str | None) -> str | None:
+    """Trimmed and lower-cased e-mail, the Python twin of :func:`normalise_email`; blank gives None.
+
+    Also the form Google Customer Match and Meta custom audiences hash (:mod:`patron.exports`).
+    """
+    if not isinstance(email, str):  # None, or NaN from a frame
+        return None
+    text = email.strip().lower()
+    return text or None
+
+
+def name_for_matching(name: str | None) -> str | None:
+    """Lower case, accents folded, spaces collapsed: the Python twin of :func:`normalise_name`."""
+    if not isinstance(name, str):
+        return None
+    text = " ".join(name.lower().translate(_FOLD).split())
+    return text or None
+
+
+def code_for_matching(code: str | None) -> str | None:
+    """Upper case without whitespace or hyphens: the Python twin of :func:`normalise_code`."""
+    if not isinstance(code, str):
+        return None
+    text = re.sub(r"[\s\-]", "", code.upper())
+    return text or None
 
 
 def phone_to_e164(raw: str | None, country: str | None) -> str | None:
@@ -98,7 +129,8 @@ def phone_lookup(customers: ir.Table, warehouse: Warehouse, temps: list[str]) ->
     batches = []
     for batch in warehouse.con.to_pyarrow_batches(pairs, chunk_size=200_000):
         phones, countries = batch.column("phone").to_pylist(), batch.column("country").to_pylist()
-        e164 = [phone_to_e164(p, c) for p, c in zip(phones, countries, strict=True)]
+        e164 = [p if p.startswith(PSEUDONYM_PREFIX) else phone_to_e164(p, c)  # hashed at ingest: already E.164
+                for p, c in zip(phones, countries, strict=True)]
         batches.append(pa.table([batch.column("phone"), batch.column("country"), pa.array(e164, pa.string())],
                                 schema=schema))
     return scratch(warehouse, pa.concat_tables(batches) if batches else schema.empty_table(), "phones", temps)

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from patron.contract import CONTRACT, Column, TableContract, contract_table
 from patron.engine import Warehouse
 from patron.errors import DataContractError
+from patron.transforms.pseudonyms import prepare_raw
 from patron.transforms.readers import RawFile, read_raw
 from patron.transforms.text import is_blank, trim
 
@@ -59,7 +60,8 @@ __all__ = ["INGEST_LOG", "REJECTS", "IngestResult", "checked_rows", "classified_
 class IngestResult:
     """What one file did to the warehouse.
 
-    ``rows_read = loaded + unchanged + rejected`` unless the file was skipped.
+    ``rows_read = loaded + unchanged + rejected + erased`` unless the file was skipped;
+    ``erased`` rows belong to persons in ``erasure_log`` and are dropped (see ``patron.privacy``).
     """
 
     table: str
@@ -68,6 +70,7 @@ class IngestResult:
     loaded: int = 0
     unchanged: int = 0
     rejected: int = 0
+    erased: int = 0
     skipped_file: bool = False
     warnings: list[str] = field(default_factory=list)
 
@@ -256,6 +259,7 @@ def ingest_file(warehouse: Warehouse, path: Path | str, table: str | None = None
         result.skipped_file = True
         result.warnings.append(f"{path}: same content already ingested into {contract.name} from {previous}")
         return result
+    raw, result.erased = prepare_raw(warehouse, raw, contract)  # pseudonymise; drop erased persons' rows
     frame, header_warnings = raw_frame(raw, contract)
     result.warnings.extend(header_warnings)
     existing = warehouse.table(contract.name) if warehouse.has_table(contract.name) else None
@@ -268,7 +272,7 @@ def ingest_file(warehouse: Warehouse, path: Path | str, table: str | None = None
         rejected_rows = warehouse.to_pandas(rows.filter(rows._status.isin(REJECTED_STATUSES)))
         rejects = reject_frame(contract, raw, rejected_rows, run_at=run_at)
         rejects = new_rejects(warehouse, rejects, table=contract.name, file=str(path))
-        result.rows_read = frame.num_rows + len(raw.bad_rows)
+        result.rows_read = frame.num_rows + len(raw.bad_rows) + result.erased
         result.loaded = counts.get(LOAD, 0)
         result.unchanged = counts.get(UNCHANGED, 0) + counts.get(DUPLICATE, 0)
         result.rejected = len(rejected_rows) + len(raw.bad_rows)
