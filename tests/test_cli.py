@@ -94,6 +94,14 @@ def test_ingest_validate_rfm_export(project: Path, tmp_path: Path) -> None:
     key = invoke("keys", "create", "--role", "marketer", "--project", str(project))
     assert key.exit_code == 0 and key.output.strip().startswith("ptk_")
     assert invoke("keys", "create", "--role", "pirate", "--project", str(project)).exit_code == 1
+    key_id = key.output.strip().split("_")[1]
+    listed_keys = invoke("keys", "list", "--project", str(project))
+    assert listed_keys.exit_code == 0 and key_id in listed_keys.output and "marketer" in listed_keys.output
+    assert key.output.strip() not in listed_keys.output  # the key itself is never shown again
+    assert invoke("keys", "revoke", key_id, "--project", str(project)).exit_code == 0
+    assert "yes" in invoke("keys", "list", "--project", str(project)).output
+    unknown_key = invoke("keys", "revoke", "0123456789ab", "--project", str(project))
+    assert unknown_key.exit_code == 1 and "no API key" in unknown_key.output
 
     out = tmp_path / "rfm.csv"
     exported = invoke("export", "rfm", "--out", str(out), "--project", str(project))

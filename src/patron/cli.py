@@ -399,7 +399,34 @@ def keys_create(
         key = pipeline.create_api_key(settings, role)
     console.print(key, highlight=False, soft_wrap=True)
     err_console.print(f"Key for role {role} created; store it now, it cannot be shown again. "
-                      "(Stop `patron serve` first: DuckDB allows one writer.)")
+                      "(While `patron serve` runs, create keys through its POST /keys instead.)")
+
+
+@keys_app.command("list")
+def keys_list(project: ProjectOption = None) -> None:  # type: ignore[assignment]
+    """Every API key's id, role, creation time and whether it is revoked (never the key)."""
+    with _errors():
+        keys = pipeline.api_keys(load_settings(_project(project)))
+    table = Table(title=f"{len(keys):,} API key(s)")
+    for column in ("key id", "role", "created", "revoked"):
+        table.add_column(column)
+    for k in keys:
+        table.add_row(str(k["key_id"]), str(k["role"]), f"{k['created_at']:%Y-%m-%d %H:%M} UTC",
+                      "[red]yes[/]" if k["revoked"] else "no")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The 12 hex digits after ptk_.")],
+    project: ProjectOption = None,  # type: ignore[assignment]
+) -> None:
+    """Revoke an API key: the service refuses it within 5 seconds (or at once through DELETE /keys/{id})."""
+    with _errors():
+        revoked = pipeline.revoke_api_key(load_settings(_project(project)), key_id)
+    if not revoked:
+        raise _fail(f"no API key {key_id}; `patron keys list` shows them")
+    console.print(f"Key {key_id} revoked.")
 
 
 @app.command()

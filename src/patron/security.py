@@ -40,6 +40,7 @@ from patron.errors import AccessDenied, PatronError
 
 API_KEYS = "api_keys"
 KEY_PREFIX = "ptk"
+KEY_ID_PATTERN = r"^[0-9a-f]{12}$"
 _KEY = re.compile(r"^ptk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 
 API_KEYS_SCHEMA = pa.schema(
@@ -63,6 +64,7 @@ class Permission(StrEnum):
     SCORE = "score"  # score a posted summary or order history
     WRITE_EVENTS = "events:write"  # post new orders
     READ_AUDIENCES = "audiences:read"  # list the members of an audience (a listing endpoint)
+    MANAGE_KEYS = "keys:manage"  # create, list and revoke API keys
 
 
 class InvalidKey(PatronError):

@@ -29,6 +29,7 @@ ALLOWED = {
     "score": {"admin", "analyst"},
     "events": {"admin"},
     "audiences": {"admin", "analyst", "marketer"},
+    "keys": {"admin"},
 }
 
 
@@ -55,6 +56,8 @@ def call(client: TestClient, endpoint: str, customer: dict[str, Any], headers: d
         body = {"order_id": f"MATRIX-{next(_ORDER)}", "customer_key": customer["customer_key"],
                 "ordered_at": "2025-06-01T12:00:00Z", "revenue": 20.0, "gp2": 8.0}
         return client.post("/events", json=body, headers=headers)
+    if endpoint == "keys":
+        return client.get("/keys", headers=headers)
     return client.get("/audiences/no_such_audience", headers=headers)
 
 
@@ -219,3 +222,26 @@ def test_the_real_server_answers_over_http(scored_project: Any, tmp_path: Any, c
         server.should_exit = True
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_admins_create_and_revoke_keys_while_the_service_runs(scored_project: Any, tmp_path: Any) -> None:
+    own = make_service(scored_project, tmp_path / "keys")
+    with TestClient(create_app(own.settings)) as client:
+        admin = own.headers("admin")
+        assert client.get("/health", headers=admin).status_code == 200  # the key cache is loaded now
+        created = client.post("/keys", json={"role": "store"}, headers=admin)
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert body["role"] == "store" and body["revoked"] is False and body["key"].startswith(f"ptk_{body['key_id']}_")
+        new = {"X-API-Key": body["key"]}
+        assert client.get("/health", headers=new).status_code == 200  # at once, not after the cache's 5 s
+        assert client.get("/keys", headers=new).status_code == 403
+        listed = {k["key_id"]: k for k in client.get("/keys", headers=admin).json()}
+        assert listed[body["key_id"]]["role"] == "store" and "key" not in listed[body["key_id"]]
+        assert all("hash" not in field for k in listed.values() for field in k)
+        revoked = client.delete(f"/keys/{body['key_id']}", headers=admin)
+        assert revoked.status_code == 200 and revoked.json()["revoked"] is True
+        assert client.get("/health", headers=new).status_code == 401
+        assert client.delete("/keys/0123456789ab", headers=admin).status_code == 404
+        assert client.delete("/keys/not-a-key-id", headers=admin).status_code == 422
+        assert client.post("/keys", json={"role": "owner"}, headers=admin).status_code == 422

@@ -29,6 +29,7 @@ from patron.pipeline.steps import (
     ResolveResult,
     ScoreRun,
     SummaryResult,
+    api_keys,
     audiences,
     backtest,
     clv_deciles,
@@ -46,6 +47,7 @@ from patron.pipeline.steps import (
     open_warehouse,
     require_quality,
     resolve,
+    revoke_api_key,
     score,
     segments,
     summarise,
@@ -54,10 +56,9 @@ from patron.pipeline.steps import (
 
 __all__ = [
     "CAR", "IDENTITY_MAP", "ORDER_KEYS", "ORDER_VALUES", "RFM", "RFM_HISTOGRAM", "SEGMENTS", "BacktestRun",
-    "DemoResult", "FeaturesResult", "Reporter", "ResolveResult", "ScoreRun", "SummaryResult", "audiences",
-    "backtest", "clv_deciles", "create_api_key", "draw_charts", "erase", "expand_paths", "export_audience",
-    "export_table",
-    "features", "fit", "frequency_distribution", "generate", "ingest", "init_project", "monthly_activity",
-    "observation_end_for", "open_warehouse", "require_quality", "reset_warehouse", "resolve", "run_demo", "score",
-    "segments", "summarise", "validate",
+    "DemoResult", "FeaturesResult", "Reporter", "ResolveResult", "ScoreRun", "SummaryResult", "api_keys",
+    "audiences", "backtest", "clv_deciles", "create_api_key", "draw_charts", "erase", "expand_paths",
+    "export_audience", "export_table", "features", "fit", "frequency_distribution", "generate", "ingest",
+    "init_project", "monthly_activity", "observation_end_for", "open_warehouse", "require_quality",
+    "reset_warehouse", "resolve", "revoke_api_key", "run_demo", "score", "segments", "summarise", "validate",
 ]

@@ -454,6 +454,22 @@ def create_api_key(settings: Settings, role: str) -> str:
         return create_key(warehouse, role)
 
 
+def api_keys(settings: Settings) -> list[dict[str, object]]:
+    """Every API key's id, role, creation time and revocation flag (never the hash)."""
+    from patron.security import list_keys
+
+    with open_warehouse(settings) as warehouse:
+        return list_keys(warehouse)
+
+
+def revoke_api_key(settings: Settings, key_id: str) -> bool:
+    """Revoke key ``key_id``; False when there is no such key."""
+    from patron.security import revoke_key
+
+    with open_warehouse(settings) as warehouse:
+        return revoke_key(warehouse, key_id)
+
+
 # -- erase ----------------------------------------------------------------------------
 def erase(settings: Settings, customer_keys: Sequence[str] = (), *, reason: str,
           records: Sequence[tuple[str, str]] = ()):

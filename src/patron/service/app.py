@@ -33,7 +33,7 @@ from patron.service.deps import (
     ServiceState,
     Unprocessable,
 )
-from patron.service.routers import audiences, customers, events, health, scoring
+from patron.service.routers import audiences, customers, events, health, keys, scoring
 from patron.service.store import ServiceStore, open_store
 
 DESCRIPTION = f"""Customer value on the warehouse: one customer's scores, scoring on the champion model,
@@ -103,6 +103,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.add_exception_handler(PatronError, patron_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    for module in (health, customers, scoring, events, audiences):
+    for module in (health, customers, scoring, events, audiences, keys):
         app.include_router(module.router)
     return app

@@ -85,6 +85,11 @@ class KeyCache:
                 self.loads += 1
             return self._rows
 
+    def invalidate(self) -> None:
+        """Forget the rows: the next request reads them again (after this service created or revoked a key)."""
+        with self._lock:
+            self._rows = None
+
     def principal(self, key: str) -> Principal:
         """The caller ``key`` identifies; :class:`InvalidKey` when malformed (before any read), unknown or revoked."""
         parse_key(key)

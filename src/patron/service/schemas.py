@@ -8,7 +8,7 @@ carried into a model where it would overflow.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -187,3 +187,22 @@ class Health(BaseModel):
     engine: str
     model_id: str | None
     customers: int
+
+
+class NewKey(Strict):
+    """The role of an API key to create."""
+
+    role: Literal["admin", "analyst", "marketer", "store"] = Field(description="The role the key acts in.")
+
+
+class KeyInfo(BaseModel):
+    """An API key's public facts (never its hash)."""
+
+    key_id: str = Field(description="The 12 hex digits after `ptk_`: how a key is named and revoked.")
+    role: str
+    created_at: dt.datetime
+    revoked: bool
+
+
+class CreatedKey(KeyInfo):
+    key: str = Field(description="The key itself, shown this once; only its salted hash is stored.")

@@ -1,0 +1,49 @@
+"""``/keys``: admins create, list and revoke API keys while the service runs.
+
+The service holds the warehouse (DuckDB allows one writer process), so ``patron keys
+create`` cannot run beside it; these endpoints do the same through the service, and a key
+created or revoked here takes effect at the next request (the service's key cache is reset).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, status
+
+from patron.security import KEY_ID_PATTERN, Permission, create_key, list_keys, parse_key, revoke_key
+from patron.service.deps import NotFound, StateDep, require
+from patron.service.schemas import CreatedKey, KeyInfo, NewKey
+
+router = APIRouter(prefix="/keys", tags=["keys"], dependencies=[Depends(require(Permission.MANAGE_KEYS))])
+
+KeyId = Annotated[str, Path(pattern=KEY_ID_PATTERN, description="The 12 hex digits after `ptk_`.")]
+
+
+@router.get("", response_model=list[KeyInfo], summary="List API keys")
+def get_keys(state: StateDep) -> list[dict[str, Any]]:
+    """Every key's id, role, creation time and whether it is revoked, oldest first."""
+    with state.use() as warehouse:
+        return list_keys(warehouse)
+
+
+@router.post("", response_model=CreatedKey, status_code=status.HTTP_201_CREATED, summary="Create an API key")
+def post_key(body: NewKey, state: StateDep) -> dict[str, Any]:
+    """A new key for ``role``, returned this once; only its salted hash is stored."""
+    with state.use() as warehouse:
+        key = create_key(warehouse, body.role)
+        key_id = parse_key(key)[0]
+        info = next(k for k in list_keys(warehouse) if k["key_id"] == key_id)
+    state.keys.invalidate()
+    return {**info, "key": key}
+
+
+@router.delete("/{key_id}", response_model=KeyInfo, summary="Revoke an API key")
+def delete_key(key_id: KeyId, state: StateDep) -> dict[str, Any]:
+    """Revoke key ``key_id``: it is refused from the next request on. 404 when there is no such key."""
+    with state.use() as warehouse:
+        if not revoke_key(warehouse, key_id):
+            raise NotFound(f"no API key {key_id}")
+        info = next(k for k in list_keys(warehouse) if k["key_id"] == key_id)
+    state.keys.invalidate()
+    return info
