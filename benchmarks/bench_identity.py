@@ -15,7 +15,10 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
+
+import pyarrow as pa
 
 from patron.config import Settings
 from patron.engine import connect
@@ -32,6 +35,22 @@ def peak_memory_mb() -> float:
     """Peak resident memory of this process in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def resolution_quality(identity_map: pa.Table, order_keys: pa.Table, truth: Mapping[str, pa.Table],
+                       orders: pa.Table) -> dict[str, float]:
+    """Pairwise precision, recall and F1 of the clusters and the order attachment rates, against the truth.
+
+    ``truth`` holds the generator's ``truth_identity`` and ``truth_orders``; ``orders`` needs
+    ``order_id`` and ``channel`` (store orders are the ones identity resolution must attach).
+    """
+    precision, recall, f1 = pairwise_metrics(identity_map, truth["truth_identity"])
+    store = order_attachment_rate(order_keys, truth["truth_orders"], identity_map, truth["truth_identity"],
+                                  orders=orders)
+    every = order_attachment_rate(order_keys, truth["truth_orders"], identity_map, truth["truth_identity"],
+                                  orders=orders, channel=None)
+    return {"precision": precision, "recall": recall, "f1": f1, "store_attachment": store,
+            "all_attachment": every}
 
 
 def run(customers: int, seed: int, rules_only: bool) -> dict[str, float]:
@@ -54,14 +73,8 @@ def run(customers: int, seed: int, rules_only: bool) -> dict[str, float]:
         imap = result.identity_map.to_pyarrow()
         keys = result.order_keys.to_pyarrow()
         warehouse.close()
-    truth = retailer.truth
-    precision, recall, f1 = pairwise_metrics(imap, truth["truth_identity"])
-    store = order_attachment_rate(keys, truth["truth_orders"], imap, truth["truth_identity"],
-                                  orders=retailer.tables["orders"])
-    every = order_attachment_rate(keys, truth["truth_orders"], imap, truth["truth_identity"],
-                                  orders=retailer.tables["orders"], channel=None)
-    figures = {"seconds": seconds, "peak_mb": peak_memory_mb(), "precision": precision, "recall": recall,
-               "f1": f1, "store_attachment": store, "all_attachment": every}
+    quality = resolution_quality(imap, keys, retailer.truth, retailer.tables["orders"])
+    figures = {"seconds": seconds, "peak_mb": peak_memory_mb(), **quality}
     for label, value in figures.items():
         print(f"  {label:<28} {value:10.4f}")
     return figures

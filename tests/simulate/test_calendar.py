@@ -1,39 +1,20 @@
-"""Seasonal dates per country and the operational <-> calendar time map."""
+"""The markets of the synthetic retailer and the operational <-> calendar time map.
+
+The holiday dates themselves are tested in tests/test_calendar.py (they live in patron.calendar).
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
-import pytest
 
-from patron.simulate.calendar import SeasonalClock, SeasonShape, black_friday, easter, mothers_day
-
-
-@pytest.mark.parametrize(
-    ("country", "year", "expected"),
-    [
-        ("US", 2024, dt.date(2024, 5, 12)),
-        ("DE", 2023, dt.date(2023, 5, 14)),
-        ("GB", 2024, dt.date(2024, 3, 10)),  # Easter 31 March - 21 days
-        ("GB", 2025, dt.date(2025, 3, 30)),
-        ("FR", 2024, dt.date(2024, 5, 26)),
-        ("FR", 2021, dt.date(2021, 5, 30)),
-        ("FR", 2007, dt.date(2007, 6, 3)),  # the last Sunday of May 2007 was Whit Sunday
-        ("SE", 2025, dt.date(2025, 5, 25)),
-        ("ES", 2024, dt.date(2024, 5, 5)),
-        ("PL", 2022, dt.date(2022, 5, 26)),
-        ("JP", 2022, dt.date(2022, 5, 8)),
-    ],
-)
-def test_mothers_day(country: str, year: int, expected: dt.date) -> None:
-    assert mothers_day(country, year) == expected
+from patron.calendar import COUNTRIES
+from patron.simulate.calendar import COUNTRY_CURRENCY, CURRENCIES, MARKETS, SeasonalClock, SeasonShape
 
 
-def test_black_friday_and_easter() -> None:
-    assert [black_friday(y) for y in (2021, 2024, 2025)] == [dt.date(2021, 11, 26), dt.date(2024, 11, 29),
-                                                              dt.date(2025, 11, 28)]
-    assert easter(2025) == dt.date(2025, 4, 20)
+def test_markets_follow_patrons_country_list() -> None:
+    """The simulation's market table and the features' country list name the same markets, in one order."""
+    assert tuple(MARKETS) == COUNTRIES
+    assert [CURRENCIES[i] for i in COUNTRY_CURRENCY] == [MARKETS[c][0] for c in COUNTRIES]
 
 
 def test_clock_has_yearly_mean_one_and_inverts() -> None:

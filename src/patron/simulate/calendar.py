@@ -12,13 +12,12 @@ so a purchase at operational time ``τ`` happens at local calendar time
 shows calendar peaks while its latent parameters stay exact; over a whole year
 one operational week is one calendar week on average.
 
-Mother's Day dates: second Sunday of May (US, DE, IT, DK, NL, AU, JP); GB
-Mothering Sunday, three weeks before Easter Sunday; ES first Sunday of May;
-PL 26 May; SE last Sunday of May; FR last Sunday of May, or the first Sunday
-of June when the last Sunday of May is Whit Sunday (Pentecost). Black Friday
-is the day after US Thanksgiving (fourth Thursday of November) in every
-market. Local times are turned into UTC with each country's IANA time zone
-(one zone per country: America/New_York for the US, Australia/Sydney for AU).
+The markets and their holiday dates (Mother's Day per country, Black Friday)
+are patron's reference data in :mod:`patron.calendar`, shared with the
+customer analytic record's seasonal windows; this module adds what only the
+simulation needs. Local times are turned into UTC with each country's IANA
+time zone (one zone per country: America/New_York for the US,
+Australia/Sydney for AU).
 """
 
 from __future__ import annotations
@@ -29,7 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-#: country -> (currency, time zone, share of persons, number of stores, phone country code)
+from patron.calendar import COUNTRIES, black_friday, mothers_day
+
+#: country -> (currency, time zone, share of persons, number of stores, phone country code), in the
+#: order of :data:`patron.calendar.COUNTRIES`
 MARKETS: dict[str, tuple[str, str, float, int, str]] = {
     "DK": ("DKK", "Europe/Copenhagen", 0.08, 12, "45"),
     "DE": ("EUR", "Europe/Berlin", 0.14, 20, "49"),
@@ -44,7 +46,6 @@ MARKETS: dict[str, tuple[str, str, float, int, str]] = {
     "PL": ("PLN", "Europe/Warsaw", 0.03, 4, "48"),
     "JP": ("JPY", "Asia/Tokyo", 0.03, 5, "81"),
 }
-COUNTRIES: tuple[str, ...] = tuple(MARKETS)
 CURRENCIES: tuple[str, ...] = ("EUR", "DKK", "GBP", "USD", "AUD", "SEK", "PLN", "JPY")
 COUNTRY_CURRENCY = np.array([CURRENCIES.index(MARKETS[c][0]) for c in COUNTRIES])
 
@@ -55,51 +56,6 @@ HOURLY_CDF = np.concatenate([[0.0], np.cumsum(HOURLY) / HOURLY.sum()])
 
 DAY_US = 86_400_000_000
 EPOCH = np.datetime64("1970-01-01", "D")
-
-
-def easter(year: int) -> dt.date:
-    """Gregorian Easter Sunday (the anonymous Gregorian computus)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = divmod(b, 4)
-    g = (8 * b + 13) // 25
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    ell = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * ell) // 451
-    month, day = divmod(h + ell - 7 * m + 114, 31)
-    return dt.date(year, month, day + 1)
-
-
-def nth_weekday(year: int, month: int, weekday: int, n: int) -> dt.date:
-    """The ``n``-th ``weekday`` (Monday 0) of a month; ``n = -1`` is the last one."""
-    if n > 0:
-        first = dt.date(year, month, 1)
-        return first + dt.timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
-    nxt = dt.date(year + month // 12, month % 12 + 1, 1)
-    last = nxt - dt.timedelta(days=1)
-    return last - dt.timedelta(days=(last.weekday() - weekday) % 7)
-
-
-def mothers_day(country: str, year: int) -> dt.date:
-    """Mother's Day of ``country`` in ``year`` (rules in the module docstring)."""
-    sunday = 6
-    if country == "GB":
-        return easter(year) - dt.timedelta(days=21)
-    if country == "ES":
-        return nth_weekday(year, 5, sunday, 1)
-    if country == "PL":
-        return dt.date(year, 5, 26)
-    if country in ("SE", "FR"):
-        last = nth_weekday(year, 5, sunday, -1)
-        if country == "FR" and last == easter(year) + dt.timedelta(days=49):
-            return last + dt.timedelta(days=7)
-        return last
-    return nth_weekday(year, 5, sunday, 2)
-
-
-def black_friday(year: int) -> dt.date:
-    """The day after US Thanksgiving (fourth Thursday of November)."""
-    return nth_weekday(year, 11, 3, 4) + dt.timedelta(days=1)
 
 
 def _day(d: dt.date) -> int:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import ibis.expr.types as ir
 
+from patron.calendar import COUNTRIES
 from patron.contract import CATEGORIES, CHANNELS, MATERIALS
-from patron.simulate.calendar import COUNTRIES
 from patron.transforms.features.expressions import PERIODS, in_period, period_text, ratio, slug, sum_if
 from patron.transforms.features.registry import DERIVED, Feature, feature
 

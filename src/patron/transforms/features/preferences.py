@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ibis
 
+from patron.calendar import COUNTRIES
 from patron.contract import CHANNELS
-from patron.simulate.calendar import COUNTRIES
 from patron.transforms.features.expressions import count_if, label_of_max, ratio, slug
 from patron.transforms.features.registry import DERIVED, Feature, feature
 from patron.transforms.text import is_blank

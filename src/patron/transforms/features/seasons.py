@@ -1,8 +1,8 @@
 """Seasonal gift windows (Valentine's Day, Mother's Day, Black Friday, Christmas) as a small table.
 
-The dates come from the synthetic retailer's calendar (:mod:`patron.simulate.calendar`),
-the one place patron writes them: Mother's Day per country (second Sunday of May where
-no rule is known), Black Friday the day after US Thanksgiving in every market. Each
+The dates come from :mod:`patron.calendar` (which the synthetic retailer's seasonal peaks
+use too), the one place patron writes them: Mother's Day per country (second Sunday of May
+where no rule is known), Black Friday the day after US Thanksgiving in every market. Each
 window is a range of UTC days; an order is in a window when its UTC day falls in it.
 """
 
@@ -14,7 +14,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from patron.simulate.calendar import COUNTRIES, black_friday, mothers_day
+from patron.calendar import COUNTRIES, black_friday, mothers_day
 
 #: season -> (label, window in words)
 SEASONS: dict[str, tuple[str, str]] = {
