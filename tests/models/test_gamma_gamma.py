@@ -63,3 +63,15 @@ def test_weighted_fit_equals_per_customer_fit(cdnow_repeat: pd.DataFrame, gg_cdn
     histogram = cdnow_repeat.groupby(["frequency", "monetary_value"], as_index=False).size()
     weighted = GammaGamma().fit(histogram, weights=histogram["size"])
     assert weighted.params_ == pytest.approx(gg_cdnow.params_, rel=1e-6)
+
+
+def test_the_fast_likelihood_equals_the_per_row_sums() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.integers(1, 40, 3_000).astype(float)
+    stats = {"frequency": x, "monetary_value": rng.gamma(3.0, 20.0, x.size)}
+    w = rng.integers(1, 5, x.size).astype(float)
+    model = GammaGamma()
+    for log_params in (np.log([6.25, 3.74, 15.44]), np.log([0.3, 40.0, 2_000.0]), np.array([3.0, -1.0, 0.5])):
+        ll, grad = model._log_likelihood_and_gradient(log_params, stats, w)
+        np.testing.assert_allclose(ll, w @ model._log_likelihood_rows(log_params, stats), rtol=1e-12)
+        np.testing.assert_allclose(grad, w @ model._gradient_rows(log_params, stats), rtol=1e-9, atol=1e-9)
