@@ -59,6 +59,14 @@ def progress_reporter() -> Iterator[RichReporter]:
         yield RichReporter(progress)
 
 
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working folder when it lies inside it (shorter, and the same form for every file)."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return Path(path)
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
@@ -255,7 +263,7 @@ def backtest(
             run = pipeline.backtest(settings, calibration_end=start, holdout_end=end, reporter=reporter)
     console.print(backtest_table(run))
     for chart in run.charts:
-        console.print(f"Chart: {chart}")
+        console.print(f"Chart: {_shown(chart)}")
 
 
 def backtest_table(run: pipeline.BacktestRun) -> Table:
@@ -510,7 +518,7 @@ def demo(
     sizes = result.audiences.drop(columns=["description"])
     console.print(frame_table(sizes, title="Audiences (members: with marketing consent)"))
     for chart in result.charts:
-        console.print(f"Chart: {chart}")
+        console.print(f"Chart: {_shown(chart)}")
     console.print(f"[bold green]Demo project ready in {project}[/] — try `patron export rfm "
                   f"--project {project} --out rfm.csv`.")
 
