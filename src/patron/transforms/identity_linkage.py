@@ -1,7 +1,8 @@
 """Identity resolution, part two: probabilistic matching with Splink for records no rule joined.
 
 A Fellegi-Sunter model (Splink) compares first name and last name (Jaro-Winkler),
-postcode, birth year, e-mail and phone (exact). Its u probabilities come from random
+postcode, birth year, e-mail and phone (exact); a shared postcode is term-frequency
+adjusted (it counts for less the more records hold it). Its u probabilities come from random
 pairs, its m probabilities from expectation maximisation on pairs blocked by e-mail
 and by postcode, and the prior (probability that two random records match) from the
 deterministic clusters. Splink runs in the pipeline's own engine: DuckDB through
@@ -32,6 +33,17 @@ if TYPE_CHECKING:
 #: Columns Splink compares; names and codes are already normalised.
 LINKAGE_COLUMNS = ("first_name", "last_name", "postcode", "birth_year", "email", "phone")
 
+#: Columns compared by Jaro-Winkler similarity (typos); the others must agree exactly.
+FUZZY_COLUMNS = ("first_name", "last_name")
+
+#: Columns whose exact agreement is weighted by how rare the shared value is (term-frequency
+#: adjustment). Postcodes only: sharing a postcode where few people share each code (a
+#: five-digit or alphanumeric system) is stronger evidence than where many do (four digits).
+#: Names are left out because a name's frequency in the whole file misstates its frequency
+#: among the pairs compared, which share a postcode and so a country: on the synthetic
+#: retailer at 1M persons adjusting names too lowered precision (0.9963 with, 0.9971 without).
+TF_COLUMNS = ("postcode",)
+
 #: Prediction blocking rules (Splink SQL over the ``l``/``r`` record aliases; no user values).
 _ONLY_NEW_PAIRS = "l.cluster <> r.cluster and (l.single = 1 or r.single = 1)"
 _BLOCKS = (
@@ -41,23 +53,28 @@ _BLOCKS = (
 )
 
 
+def _comparison(column: str) -> Any:
+    """Jaro-Winkler levels for a name, exact agreement for a code; term-frequency adjusted if in ``TF_COLUMNS``.
+
+    Splink adjusts a comparison's exact-match level only: there the u probability becomes
+    the shared value's frequency among the records (a table Splink computes with SQL in the
+    linker's own engine), while the fuzzy name levels keep their average u.
+    """
+    import splink.comparison_library as cl
+
+    comparison = cl.JaroWinklerAtThresholds(column, [0.92, 0.8]) if column in FUZZY_COLUMNS else cl.ExactMatch(column)
+    return comparison.configure(term_frequency_adjustments=column in TF_COLUMNS)
+
+
 def splink_settings(prior: float) -> Any:
     """The Splink model: comparisons, prediction blocking rules and the prior match probability."""
-    import splink.comparison_library as cl
     from splink import SettingsCreator
 
     rules = [" and ".join(f"l.{c} = r.{c}" for c in block) + " and " + _ONLY_NEW_PAIRS for block in _BLOCKS]
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="rid",
-        comparisons=[
-            cl.JaroWinklerAtThresholds("first_name", [0.92, 0.8]),
-            cl.JaroWinklerAtThresholds("last_name", [0.92, 0.8]),
-            cl.ExactMatch("postcode"),
-            cl.ExactMatch("birth_year"),
-            cl.ExactMatch("email"),
-            cl.ExactMatch("phone"),
-        ],
+        comparisons=[_comparison(c) for c in LINKAGE_COLUMNS],
         blocking_rules_to_generate_predictions=rules,
         probability_two_random_records_match=prior,
         additional_columns_to_retain=["cluster", "single"],
