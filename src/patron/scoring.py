@@ -403,8 +403,18 @@ def score_inputs(warehouse: Warehouse, models: FittedValueModels, settings: Sett
                  end: dt.date, *, min_p_alive: float = DEFAULT_MIN_P_ALIVE) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The two small tables scoring joins to ``rfm``: purchase-model values per distinct
     (frequency, recency, T) and Gamma-Gamma coefficients per frequency (batch and service alike)."""
-    horizons = tuple(int(h) for h in settings.model.horizons_months)
     distinct = warehouse.to_pandas(rfm.select("frequency", "recency", "T").distinct())
+    return row_inputs(models, settings, distinct, end, min_p_alive=min_p_alive)
+
+
+def row_inputs(models: FittedValueModels, settings: Settings, distinct: pd.DataFrame, end: dt.date, *,
+               min_p_alive: float = DEFAULT_MIN_P_ALIVE) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`score_inputs` of rows already in Python: ``distinct`` holds distinct (frequency, recency, T).
+
+    The service scores one customer whose row it has at hand, so it calls this directly
+    rather than querying the engine for the distinct rows.
+    """
+    horizons = tuple(int(h) for h in settings.model.horizons_months)
     rows = purchase_rows(models.purchase, distinct, horizons=horizons,
                          discount_rate=settings.model.annual_discount_rate, unit_days=models.unit_days,
                          observation_end=end, min_p_alive=min_p_alive)

@@ -8,13 +8,9 @@ builds it again). Each request thread reads on its own cursor of the service's
 connection: cursors run concurrently and see committed data only, so reads take no
 lock; writes still go one at a time through the store's lock.
 
-Writes. Recording an order runs the batch's own expressions
-(:func:`~patron.transforms.events.event_order_values`,
-:func:`~patron.transforms.rfm.rfm_summary`, :func:`~patron.scoring.score_inputs` and
-:func:`~patron.scoring.scores_expression`) over the customer's rows alone, as SQL
-compiled once from those expressions (over placeholder tables) and run on views of the
-customer's rows: compiling the expressions took most of an event's time, and filtering
-the million-row ``order_values`` inside the summary's SQL defeated the index.
+Writes. Recording an order checks the order id (indexed) and keeps the observation end in
+memory; :class:`~patron.service.duckdb_events.EventWriter` then runs the batch's own
+expressions on the customer's rows, as statements prepared once.
 
 Values come back as the generic store gives them: timestamps in UTC, non-finite numbers
 as None (:class:`~patron.service.store.ServiceStore` is the reference; the tests compare).
@@ -25,29 +21,19 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
-import ibis
-import ibis.expr.types as ir
 import pyarrow as pa
 
 from patron.config import Settings
-from patron.engine import DuckDBWarehouse
+from patron.engine import DuckDBWarehouse, Warehouse
 from patron.model_store import FittedValueModels
-from patron.scoring import DEFAULT_LEVEL, score_inputs, scores_expression
 from patron.service.deps import Conflict, NotFound
-from patron.service.live import (
-    ORDER_EVENTS,
-    ORDER_EVENTS_SCHEMA,
-    ORDER_VALUES,
-    RFM,
-    SCORES,
-    event_row,
-    purchase_rows_table,
-)
+from patron.service.duckdb_events import EventWriter, quote
+from patron.service.live import ORDER_VALUES, RFM, SCORES
 from patron.service.store import (
     CAR,
     CUSTOMERS,
@@ -60,23 +46,14 @@ from patron.service.store import (
     RecordedOrder,
     ServiceStore,
 )
-from patron.transforms.events import event_order_values
-from patron.transforms.rfm import rfm_summary, utc_timestamp
+from patron.transforms.rfm import utc_timestamp
 
 #: (table, column) pairs indexed at start-up: the point reads of a lookup and an event.
 INDEXES: tuple[tuple[str, str], ...] = (
     (RFM, "customer_key"), (SCORES, "customer_key"), (SEGMENTS, "customer_key"), (ORDER_VALUES, "customer_key"),
     (ORDER_VALUES, "order_id"), (CAR, "customer_key"), (IDENTITY_MAP, "customer_key"), (CUSTOMERS, "customer_id"),
 )
-# names of the views an order's rows are registered under while its compiled SQL runs
-_EVENT, _ORDERS, _RFM, _ROWS, _SPEND, _NEW = ("_patron_event", "_patron_orders", "_patron_rfm", "_patron_rows",
-                                             "_patron_spend", "_patron_new")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def quote(name: str) -> str:
-    """``name`` as a quoted SQL identifier (names here come from the catalog or constants, never from requests)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, ...]]:
@@ -128,8 +105,7 @@ class DuckDBStore(ServiceStore):
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._guard = threading.Lock()
         self._columns: dict[str, tuple[str, ...]] | None = None
-        self._sql: dict[tuple[Any, ...], Compiled] = {}
-        self._values_schema: Any = None
+        self.writer = EventWriter(warehouse)
         self._last_order_us: int | None = None
 
     def prepare(self) -> None:
@@ -137,6 +113,19 @@ class DuckDBStore(ServiceStore):
         with self.lock:
             ensure_indexes(self.raw)
         self._columns = None
+
+    @contextmanager
+    def use(self) -> Iterator[Warehouse]:
+        """The warehouse under the lock; afterwards the event writer reads the catalogue again.
+
+        The block may create or replace tables (``/score`` rewrites ``scores``); DuckDB plans
+        the writer's prepared statements again by itself when a table they read changed.
+        """
+        with super().use() as warehouse:
+            try:
+                yield warehouse
+            finally:
+                self.writer.refresh()
 
     def close(self) -> None:
         with self._guard:
@@ -238,106 +227,15 @@ class DuckDBStore(ServiceStore):
 
     def _record(self, models: FittedValueModels, settings: Settings, event: dict[str, Any],
                 key_id: str) -> RecordedOrder:
-        key = event["customer_key"]
         found = self.raw.execute(f"SELECT count(*) FROM {quote(ORDER_VALUES)} WHERE order_id = ?",
                                  [event["order_id"]])
         if found.fetchone()[0] > 0:
             raise Conflict(f"order {event['order_id']!r} is recorded already")
         last = max(_epoch_us(event["ordered_at"]), self.last_order_us() or 0)
         end = _end(settings, last)
-        with self.warehouse.transaction():
-            self._append(event, key_id, settings)
-            rfm_row = self._summary(key, end, settings)
-            self._replace(RFM, key, rfm_row)
-            scored = self._score(models, settings, rfm_row, end)
-            if self._exists(SCORES):
-                self._replace(SCORES, key, scored)
+        rfm_row, scored = self.writer.record(models, settings, event, key_id=key_id, end=end)
         self._last_order_us = last  # the order is committed
-        return RecordedOrder(rfm=rfm_row.to_pandas(), scores=scored.to_pandas(), observation_end=end)
-
-    def _append(self, event: dict[str, Any], key_id: str, settings: Settings) -> None:
-        """The event's row of ``order_events``, and of ``order_values`` through :func:`event_order_values`."""
-        row = pa.Table.from_pylist([event_row(event, key_id)], schema=ORDER_EVENTS_SCHEMA)
-        if self._exists(ORDER_EVENTS):
-            self._insert(ORDER_EVENTS, row)
-        else:
-            self.warehouse.write(ORDER_EVENTS, row)
-            self._columns = None  # a new table: read the catalogue again
-        schema, currency = self.values_schema(), settings.reporting_currency
-        sql = self._compiled(("event", currency, schema), lambda: event_order_values(
-            _placeholder(_EVENT, ORDER_EVENTS_SCHEMA), schema, reporting_currency=currency))
-        self._insert(ORDER_VALUES, self._run(sql, {_EVENT: row}))
-
-    def _summary(self, key: str, end: dt.date, settings: Settings) -> pa.Table:
-        """Customer ``key``'s ``rfm`` row: :func:`rfm_summary` over their orders, new order included."""
-        orders = self.raw.execute(f"SELECT * FROM {quote(ORDER_VALUES)} WHERE customer_key = ?", [key])
-        schema, unit_days = self.values_schema(), settings.model.unit_days
-        sql = self._compiled(("rfm", end, unit_days, schema), lambda: rfm_summary(
-            _placeholder(_ORDERS, schema), observation_end=end, unit_days=unit_days))
-        return self._run(sql, {_ORDERS: orders.to_arrow_table()})
-
-    def values_schema(self) -> Any:
-        """The Ibis schema of ``order_values``, read once (only the service writes while it runs)."""
-        if self._values_schema is None:
-            self._values_schema = self.warehouse.table(ORDER_VALUES).schema()
-        return self._values_schema
-
-    def _exists(self, table: str) -> bool:
-        """Whether ``table`` exists, as the writer connection sees it (inside its transaction)."""
-        found = self.raw.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-                                 "AND schema_name = current_schema() AND table_name = ?", [table])
-        return found.fetchone()[0] > 0
-
-    def _score(self, models: FittedValueModels, settings: Settings, rfm_row: pa.Table, end: dt.date) -> pa.Table:
-        """The ``scores`` row of ``rfm_row``: :func:`score_inputs` and the compiled :func:`scores_expression`."""
-        rows, spend = score_inputs(self.warehouse, models, settings, ibis.memtable(rfm_row), end)
-        rows_table = purchase_rows_table(rows)
-        spend_table = pa.Table.from_pandas(spend, preserve_index=False)
-        horizons = tuple(int(h) for h in settings.model.horizons_months)
-        cache_key = ("scores", models.model_id, horizons, settings.model.value, rfm_row.schema, rows_table.schema,
-                     spend_table.schema)
-        sql = self._compiled(cache_key, lambda: scores_expression(
-            _placeholder(_RFM, rfm_row.schema), _placeholder(_ROWS, rows_table.schema),
-            _placeholder(_SPEND, spend_table.schema), models, horizons=horizons, value=settings.model.value,
-            level=DEFAULT_LEVEL))
-        scored = self._run(sql, {_RFM: rfm_row, _ROWS: rows_table, _SPEND: spend_table})
-        if "scored_at" in scored.column_names:  # compiled once, the expression's own scoring time is stale
-            at = scored.column_names.index("scored_at")
-            now = pa.array([dt.datetime.now(dt.UTC)] * scored.num_rows, type=scored.schema.field(at).type)
-            scored = scored.set_column(at, "scored_at", now)
-        return scored
-
-    def _compiled(self, key: tuple[Any, ...], build: Callable[[], ir.Table]) -> Compiled:
-        """The DuckDB SQL of the expression ``build`` makes, and its schema, compiled on first use."""
-        compiled = self._sql.get(key)
-        if compiled is None:
-            expr = build()
-            compiled = self._sql[key] = Compiled(str(ibis.to_sql(expr, dialect="duckdb")), expr.schema().to_pyarrow())
-        return compiled
-
-    def _run(self, query: Compiled | str, views: dict[str, pa.Table]) -> pa.Table:
-        """Run ``query`` on the writer connection with ``views`` registered under their names.
-
-        A compiled query's result is cast to its expression's types, as Ibis does (DuckDB
-        may answer a count as HUGEINT where the expression says int64).
-        """
-        sql = query.sql if isinstance(query, Compiled) else query
-        for name, table in views.items():
-            self.raw.register(name, table)
-        try:
-            result = self.raw.execute(sql).to_arrow_table()
-        finally:
-            for name in views:
-                self.raw.unregister(name)
-        return result.cast(query.schema) if isinstance(query, Compiled) else result
-
-    def _insert(self, table: str, rows: pa.Table) -> None:
-        self._run(f"INSERT INTO {quote(table)} BY NAME SELECT * FROM {_NEW}", {_NEW: rows})
-
-    def _replace(self, table: str, key: str, rows: pa.Table) -> None:
-        """Replace customer ``key``'s rows of ``table`` by ``rows`` (delete and insert, in place)."""
-        self.raw.execute(f"DELETE FROM {quote(table)} WHERE customer_key = ?", [key])
-        self._insert(table, rows)
+        return RecordedOrder(rfm=arrow_records(rfm_row)[0], scores=arrow_records(scored)[0], observation_end=end)
 
 
 def _end(settings: Settings, last_order_us: int) -> dt.date:
@@ -351,17 +249,3 @@ def _epoch_us(value: Any) -> int:
     """Microseconds since 1970 of an aware time (a posted event's ``ordered_at``)."""
     delta = utc_timestamp(value).to_pydatetime() - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-@dataclass(frozen=True)
-class Compiled:
-    """An expression's DuckDB SQL and the Arrow schema of its result."""
-
-    sql: str
-    schema: pa.Schema
-
-
-def _placeholder(name: str, schema: pa.Schema | Any) -> ir.Table:
-    """An unbound table ``name`` of ``schema`` (Arrow or Ibis) to compile an expression over."""
-    return ibis.table(ibis.Schema.from_pyarrow(schema) if isinstance(schema, pa.Schema) else schema, name=name)
-

@@ -17,7 +17,7 @@ last order in ``order_values`` (as ``patron summarise`` takes it), new order inc
 other customers' rows keep the end of the last batch run until the next one.
 
 This module is the engine-neutral reference; on DuckDB the service records an order
-through :mod:`patron.service.duckdb_store`, which runs the same expressions compiled
+through :mod:`patron.service.duckdb_events`, which runs the same expressions compiled
 once over the customer's rows (the tests compare the two).
 """
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ibis.expr.types as ir
-import pandas as pd
 
 from patron.config import Settings
 from patron.engine import DuckDBWarehouse, Warehouse
@@ -59,10 +58,11 @@ class CustomerRows:
 
 @dataclass
 class RecordedOrder:
-    """What recording an order wrote: the customer's new ``rfm`` and ``scores`` rows, and the observation end."""
+    """What recording an order wrote: the customer's new ``rfm`` and ``scores`` rows as JSON-safe dicts, and the
+    observation end."""
 
-    rfm: pd.DataFrame
-    scores: pd.DataFrame
+    rfm: dict[str, Any]
+    scores: dict[str, Any]
     observation_end: dt.date
 
 
@@ -108,7 +108,7 @@ class ServiceStore:
         with self.use() as warehouse:
             rows = live.record_order(warehouse, models, settings, event, key_id=key_id)
             end = live.observation_end(warehouse, settings)
-        return RecordedOrder(rfm=rows["rfm"], scores=rows["scores"], observation_end=end)
+        return RecordedOrder(rfm=records(rows["rfm"])[0], scores=records(rows["scores"])[0], observation_end=end)
 
 
 def open_store(warehouse: Warehouse, lock: threading.Lock) -> ServiceStore:

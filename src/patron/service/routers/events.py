@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, status
 
 from patron.security import Permission, Principal
 from patron.service.deps import SettingsDep, StateDep, require
-from patron.service.live import records
 from patron.service.schemas import EventResponse, OrderEvent
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -31,7 +30,5 @@ def post_event(
     started = time.perf_counter()
     recorded = state.store.record_order(models, settings, body.model_dump(), key_id=principal.key_id)
     elapsed = (time.perf_counter() - started) * 1000.0
-    rfm = records(recorded.rfm)[0]
-    scores = records(recorded.scores)[0]
     return {"customer_key": body.customer_key, "order_id": body.order_id, "observation_end": recorded.observation_end,
-            "rfm": rfm, "scores": scores, "elapsed_ms": elapsed}
+            "rfm": recorded.rfm, "scores": recorded.scores, "elapsed_ms": elapsed}
