@@ -42,7 +42,11 @@ class RichReporter(pipeline.Reporter):
     """Progress bars on the terminal for the pipeline's long steps."""
 
     def __init__(self, progress: Progress) -> None:
+        super().__init__()
         self.progress = progress
+
+    def show_note(self, message: str) -> None:
+        self.progress.console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
 
     @contextmanager
     def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:

@@ -29,12 +29,29 @@ RFM_HISTOGRAM = "rfm_histogram"
 
 
 class Reporter:
-    """Where long steps report progress; the default stays silent."""
+    """Where long steps report progress and what they skipped; the default stays silent.
+
+    ``note`` is how a step says, once and in plain words, what it left out and why
+    ("no returns table: GP2 counts no refunds"). Notes are kept in ``notes`` (each
+    message once) so that library users can read them after the step.
+    """
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
 
     @contextmanager
     def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
         """A unit of work; the yielded function advances it by ``n`` items."""
         yield lambda n=1: None
+
+    def note(self, message: str) -> None:
+        """Record that a step skipped or assumed something; a repeated message is kept once."""
+        if message not in self.notes:
+            self.notes.append(message)
+            self.show_note(message)
+
+    def show_note(self, message: str) -> None:
+        """Show a new note; the default shows nothing (the CLI prints it)."""
 
 
 @contextmanager
