@@ -7,16 +7,20 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from patron.config import Settings
 from patron.contract import CUSTOMERS, ORDERS
-from patron.engine import Warehouse
+from patron.engine import DuckDBWarehouse, Warehouse
+from patron.errors import EngineError
 from patron.simulate import Retailer, generate_retailer
 from patron.transforms.identity import (
+    NO_CUSTOMERS,
     IdentityResult,
     IdentitySettings,
     order_attachment_rate,
     pairwise_metrics,
     resolve_identities,
 )
+from patron.transforms.identity_linkage import MIN_TRAINING_PAIRS
 from patron.transforms.identity_rules import normalise_name, phone_to_e164
 
 # source, customer_id, email, phone, first_name, last_name, postcode, country, birth_year, loyalty_id
@@ -81,6 +85,11 @@ def _orders(extra: pa.Table | None = None) -> pa.Table:
     return table if extra is None else pa.concat_tables([extra.cast(table.schema), table])
 
 
+def memory_warehouse() -> Warehouse:
+    """An in-memory DuckDB warehouse for a test that needs no files."""
+    return DuckDBWarehouse(ibis.duckdb.connect(), Settings(engine="duckdb"))
+
+
 def _keys(result: IdentityResult) -> pd.DataFrame:
     return result.identity_map.to_pandas().set_index("customer_id")
 
@@ -91,7 +100,7 @@ def hand_result() -> IdentityResult:
     retailer = generate_retailer(customers=1500, seed=3)
     customers = _customers(retailer.tables["customers"])
     orders = _orders(retailer.tables["orders"])
-    return resolve_identities(ibis.memtable(customers), ibis.memtable(orders))
+    return resolve_identities(ibis.memtable(customers), ibis.memtable(orders), backend=memory_warehouse())
 
 
 def test_each_rule_on_hand_made_records(hand_result: IdentityResult) -> None:
@@ -120,7 +129,8 @@ def test_order_keys_on_hand_made_orders(hand_result: IdentityResult) -> None:
 
 def test_without_splink_the_typo_stays_apart() -> None:
     result = resolve_identities(ibis.memtable(_customers()), ibis.memtable(_orders()),
-                                settings=IdentitySettings(probabilistic=False, key_unmatched_guests=False))
+                                settings=IdentitySettings(probabilistic=False, key_unmatched_guests=False),
+                                backend=memory_warehouse())
     keys = _keys(result)
     assert keys.loc[["T-E1", "T-E2"], "customer_key"].nunique() == 2
     assert keys.loc[["T-B1", "T-B2", "T-B3"], "customer_key"].nunique() == 1
@@ -192,7 +202,7 @@ def test_order_attachment_rate_by_hand() -> None:
 def simulated() -> tuple[Retailer, IdentityResult]:
     retailer = generate_retailer(customers=4000, seed=11)
     result = resolve_identities(ibis.memtable(retailer.tables["customers"]),
-                                ibis.memtable(retailer.tables["orders"]))
+                                ibis.memtable(retailer.tables["orders"]), backend=memory_warehouse())
     return retailer, result
 
 
@@ -204,7 +214,7 @@ def test_accuracy_on_simulated_truth(simulated: tuple[Retailer, IdentityResult])
     assert precision >= 0.995 and recall >= 0.98 and f1 >= 0.99  # measured 1.000, 0.99
     rules_only = resolve_identities(ibis.memtable(retailer.tables["customers"]),
                                     ibis.memtable(retailer.tables["orders"]),
-                                    settings=IdentitySettings(probabilistic=False))
+                                    settings=IdentitySettings(probabilistic=False), backend=memory_warehouse())
     assert pairwise_metrics(rules_only.identity_map.to_pyarrow(), truth).recall < recall - 0.02  # Splink adds
 
 
@@ -214,3 +224,119 @@ def test_store_orders_attach_to_the_right_person(simulated: tuple[Retailer, Iden
                                  result.identity_map.to_pyarrow(), retailer.truth["truth_identity"],
                                  orders=retailer.tables["orders"])
     assert rate >= 0.95  # measured 0.96; the rest carry an e-mail or loyalty id no record holds
+
+
+# -- real exports: missing tables and columns degrade to notes, Splink errors to patron's ----------
+# order_id, source, customer_id, email, loyalty_id, channel
+ACCOUNT_ORDERS = [
+    ("P1", "web", "A1", "ann@x.dk", None, "online"),
+    ("P2", "web", "A1", None, None, "online"),  # the same account again
+    ("P3", "pos", "A1", None, None, "store"),  # the same id in another system: another account
+    ("P4", "pos", "B7", None, "L123", "store"),
+    ("P5", None, None, " ANN@x.dk", None, "store"),  # a guest order with the web account's e-mail
+    ("P6", None, None, None, None, "store"),  # nothing: anonymous
+]
+
+
+def _account_orders() -> pa.Table:
+    frame = pd.DataFrame(ACCOUNT_ORDERS, columns=["order_id", "source", "customer_id", "email", "loyalty_id",
+                                                  "channel"])
+    for column in ORDERS.column_names:
+        if column not in frame:
+            frame[column] = None
+    return pa.Table.from_pandas(frame[list(ORDERS.column_names)], schema=ORDERS.schema().to_pyarrow(),
+                                preserve_index=False)
+
+
+def test_orders_alone_give_one_key_per_account() -> None:
+    result = resolve_identities(None, ibis.memtable(_account_orders()), backend=memory_warehouse())
+    orders = result.order_keys.to_pandas().set_index("order_id")
+    assert orders.loc[["P1", "P2", "P3", "P4", "P5", "P6"], "method"].tolist() == [
+        "customer_id", "customer_id", "customer_id", "customer_id", "email", "anonymous"]
+    assert orders.loc["P1", "customer_key"] == orders.loc["P2", "customer_key"] == orders.loc["P5", "customer_key"]
+    assert orders.loc[["P1", "P3", "P4"], "customer_key"].nunique() == 3
+    assert len(result.identity_map.to_pandas()) == 3  # web:A1, pos:A1, pos:B7
+    assert result.notes == (NO_CUSTOMERS,) and result.probabilistic_links == 0
+
+
+def test_accounts_missing_from_customers_still_get_a_key() -> None:
+    orders = _orders(_account_orders())
+    result = resolve_identities(ibis.memtable(_customers()), ibis.memtable(orders), backend=memory_warehouse(),
+                                settings=IdentitySettings(probabilistic=False))
+    keys = result.order_keys.to_pandas().set_index("order_id")
+    assert keys.loc[["P1", "P3", "P4", "O1"], "method"].tolist() == ["customer_id"] * 4
+    assert keys.loc[["P1", "P3", "P4"], "customer_key"].notna().all()
+    assert result.notes == ("3 accounts on the orders have no customers record: each is a person of its own, "
+                            "joined to others only by the e-mail or loyalty id on its orders",)
+
+
+def test_resolve_step_without_a_customers_table(tmp_path) -> None:
+    from patron.contract import ORDER_LINES
+    from patron.engine import connect
+    from patron.pipeline.steps import Reporter, resolve
+
+    settings = Settings(project_dir=tmp_path, engine="duckdb")
+    with connect(settings) as warehouse:
+        warehouse.write("orders", _account_orders())
+        warehouse.write("order_lines", ORDER_LINES.schema().to_pyarrow().empty_table())
+    reporter = Reporter()
+    result = resolve(settings, reporter=reporter)
+    assert reporter.notes == [NO_CUSTOMERS]
+    assert result.records_by_method == {"single": 3}
+    assert result.orders_by_method == {"customer_id": 4, "email": 1, "anonymous": 1}
+
+
+def _bare_customers(n: int) -> pa.Table:
+    """Records with ids and a country only, like a retailer's export without personal data."""
+    frame = pd.DataFrame({"source": "crm", "customer_id": [f"K{i}" for i in range(n)], "country": "DK"})
+    for column in CUSTOMERS.column_names:
+        if column not in frame:
+            frame[column] = None
+    return pa.Table.from_pandas(frame[list(CUSTOMERS.column_names)], schema=CUSTOMERS.schema().to_pyarrow(),
+                                preserve_index=False)
+
+
+def test_customers_without_comparison_columns_skip_splink_with_a_note() -> None:
+    result = resolve_identities(ibis.memtable(_bare_customers(50)), ibis.memtable(_orders()),
+                                backend=memory_warehouse())
+    assert result.notes[-1] == ("no name, postcode, birth-year, e-mail or phone data on the customer records: "
+                                "probabilistic matching skipped")
+    assert result.notes[0].startswith("1 account on the orders has no customers record")  # web:T-A1
+    assert set(result.identity_map.to_pandas()["method"]) == {"single"}
+
+
+def test_an_empty_postcode_column_skips_splink_and_says_which() -> None:
+    records = _customers().to_pandas()
+    records["postcode"] = None
+    table = pa.Table.from_pandas(records, schema=CUSTOMERS.schema().to_pyarrow(), preserve_index=False)
+    result = resolve_identities(ibis.memtable(table), ibis.memtable(_orders()), backend=memory_warehouse())
+    assert result.notes == ("postcode is empty on 100% of the 14 customer records: probabilistic matching "
+                            "skipped (it trains on records that share a postcode)",)
+
+
+def test_no_shared_postcode_skips_splink() -> None:
+    records = _customers().to_pandas()
+    records.loc[records["customer_id"] == "T-E2", "postcode"] = "7431"  # now no two records share one
+    table = pa.Table.from_pandas(records, schema=CUSTOMERS.schema().to_pyarrow(), preserve_index=False)
+    result = resolve_identities(ibis.memtable(table), ibis.memtable(_orders()), backend=memory_warehouse())
+    assert MIN_TRAINING_PAIRS == 1
+    assert result.notes == ("no two customer records share a postcode, and postcode is empty on 29% of records: "
+                            "probabilistic matching skipped (it trains on records that share a postcode)",)
+
+
+def test_a_splink_failure_is_patrons_error_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from splink.internals.exceptions import EMTrainingException
+    from splink.internals.linker_components.training import LinkerTraining
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise EMTrainingException("Training rule resulted in no record pairs.\nThis means ...")
+
+    monkeypatch.setattr(LinkerTraining, "estimate_parameters_using_expectation_maximisation", fail)
+    retailer = generate_retailer(customers=1500, seed=3)
+    warehouse = memory_warehouse()
+    with pytest.raises(EngineError, match=r"probabilistic = false` under \[identity\] in patron.toml") as caught:
+        resolve_identities(ibis.memtable(retailer.tables["customers"]), ibis.memtable(retailer.tables["orders"]),
+                           backend=warehouse)
+    assert "EMTrainingException: Training rule resulted in no record pairs." in str(caught.value)
+    assert isinstance(caught.value.__cause__, EMTrainingException)
+    assert not [t for t in warehouse.list_tables() if t.startswith(("_patron_", "__splink"))]

@@ -7,7 +7,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from patron.config import Settings
 from patron.contract import CUSTOMERS, ORDERS
+from patron.engine import DuckDBWarehouse
 from patron.simulate import generate_retailer
 from patron.transforms.identity import IdentitySettings, resolve_identities
 from patron.transforms.identity_linkage import TF_COLUMNS
@@ -31,12 +33,16 @@ def _records() -> pa.Table:
                                 preserve_index=False)
 
 
+def _memory_warehouse() -> DuckDBWarehouse:
+    return DuckDBWarehouse(ibis.duckdb.connect(), Settings(engine="duckdb"))
+
+
 def test_a_crowded_postcode_is_weaker_evidence() -> None:
     retailer = generate_retailer(customers=1500, seed=5)  # Splink needs data to learn from
     customers = pa.concat_tables([retailer.tables["customers"], _records().cast(retailer.tables["customers"].schema)])
     orders = retailer.tables["orders"].cast(ORDERS.schema().to_pyarrow())
     result = resolve_identities(ibis.memtable(customers), ibis.memtable(orders),
-                                settings=IdentitySettings(match_threshold=0.01))
+                                settings=IdentitySettings(match_threshold=0.01), backend=_memory_warehouse())
     keys = result.identity_map.to_pandas().set_index("customer_id")
     pairs = keys.loc[[cid for cid, _ in PAIRS]]
     assert (pairs["method"] == "probabilistic").all()

@@ -2,25 +2,30 @@
 
 Steps, each an engine-neutral Ibis expression written to the warehouse between steps:
 
+0. gather the records: the ``customers`` table (which may be absent or empty), and one
+   record for each account (``source``, ``customer_id``) that orders name but no customer
+   record holds, carrying the e-mail and loyalty id found on its orders;
 1. normalise identifiers (``identity_rules``): e-mail lower-case and trimmed, phone in
    E.164 (phonenumbers, the record's country as default region), names lower-case with
    accents folded, postcodes and loyalty ids upper-case without spaces;
 2. deterministic links: shared loyalty id or e-mail (strong keys), shared phone only with
    a corroborating first name or birth year; connected components by label propagation;
 3. probabilistic matching with Splink (``identity_linkage``) of the records no rule
-   joined, each attached to its best partner at or above ``match_threshold``;
+   joined, each attached to its best partner at or above ``match_threshold``; skipped,
+   with a note, when the records hold too little to train it on;
 4. ``identity_map`` (source, customer_id, customer_key, method, match_probability);
 5. ``order_keys`` (order_id, customer_key, method): by the order's account, else its
    loyalty id, else its e-mail; orders with no identifier stay anonymous (NULL key).
 
 ``pairwise_metrics`` and ``order_attachment_rate`` score the result against the synthetic
-retailer's ground truth.
+retailer's ground truth. What the run skipped is said in plain words in
+``IdentityResult.notes``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import ibis
 import ibis.expr.types as ir
@@ -28,9 +33,8 @@ import pandas as pd
 import pyarrow as pa
 from ibis import _
 
-from patron.config import Settings
-from patron.engine import DuckDBWarehouse, Warehouse
-from patron.transforms.identity_linkage import prior_match_probability, probabilistic_links
+from patron.contract import CUSTOMERS
+from patron.transforms.identity_linkage import linkage_gaps, prior_match_probability, probabilistic_links
 from patron.transforms.identity_rules import (
     IdentitySettings,
     cluster_key,
@@ -44,11 +48,21 @@ from patron.transforms.identity_rules import (
     scratch,
 )
 
-__all__ = ["IdentityResult", "IdentitySettings", "PairwiseMetrics", "order_attachment_rate", "order_keys",
-           "pairwise_metrics", "resolve_identities"]
+if TYPE_CHECKING:
+    from patron.engine import Warehouse
+
+__all__ = ["IdentityResult", "IdentitySettings", "PairwiseMetrics", "account_records", "order_attachment_rate",
+           "order_keys", "pairwise_metrics", "resolve_identities"]
 
 METHODS = ("loyalty_id", "email", "phone", "probabilistic", "single")
 ORDER_METHODS = ("customer_id", "loyalty_id", "email", "guest", "unmatched", "anonymous")
+
+#: The customer columns identity resolution reads.
+RECORD_COLUMNS = ("source", "customer_id", "email", "phone", "first_name", "last_name", "postcode", "country",
+                  "birth_year", "loyalty_id")
+
+NO_CUSTOMERS = ("no customers table: each account on the orders (source, customer_id) is one person, joined "
+                "to others only by the e-mail or loyalty id on its orders; probabilistic matching skipped")
 
 
 @dataclass(frozen=True)
@@ -65,12 +79,16 @@ class IdentityResult:
         Label-propagation rounds of the deterministic and the probabilistic step.
     probabilistic_links
         Records that Splink attached to another record.
+    notes
+        What the run skipped or assumed, in plain words (no customers table, accounts only
+        orders name, probabilistic matching skipped and why).
     """
 
     identity_map: ir.Table
     order_keys: ir.Table
     iterations: tuple[int, int]
     probabilistic_links: int
+    notes: tuple[str, ...] = ()
 
 
 class PairwiseMetrics(NamedTuple):
@@ -81,9 +99,44 @@ class PairwiseMetrics(NamedTuple):
     f1: float
 
 
-def _memory_warehouse() -> Warehouse:
-    """An in-memory DuckDB warehouse for calls that name none."""
-    return DuckDBWarehouse(ibis.duckdb.connect(), Settings(engine="duckdb"))
+def _record_columns(table: ir.Table) -> ir.Table:
+    """``RECORD_COLUMNS`` of ``table`` in the contract's types; an absent column is NULL."""
+    schema = CUSTOMERS.schema()
+    return table.select(**{c: (table[c] if c in table.columns else ibis.null()).cast(schema[c])
+                           for c in RECORD_COLUMNS})
+
+
+def account_records(customers: ir.Table, orders: ir.Table) -> ir.Table:
+    """A record for each account (source, customer_id) that orders name and ``customers`` lacks.
+
+    Real exports often hold orders only, or orders whose accounts the customer file misses.
+    Each such account is a record with the country, normalised e-mail and loyalty id of its
+    orders (the smallest, when its orders carry several), so that rules and guest orders can
+    still join it; its other identifiers are NULL.
+    """
+    named = orders.filter(orders.customer_id.notnull())
+    accounts = named.group_by(["source", "customer_id"]).aggregate(
+        email=normalise_email(named.email).min(), loyalty_id=normalise_code(named.loyalty_id).min(),
+        country=named.country.min())
+    return _record_columns(accounts.anti_join(customers, ["source", "customer_id"]))
+
+
+def _gather_records(customers: ir.Table | None, orders: ir.Table, warehouse: Warehouse,
+                    temps: list[str], notes: list[str]) -> ir.Table:
+    """The customer records with those of the accounts only orders name (``account_records``)."""
+    absent = customers is None
+    if absent:
+        customers = scratch(warehouse, CUSTOMERS.schema().to_pyarrow().empty_table(), "customers", temps)
+        notes.append(NO_CUSTOMERS)
+    base = _record_columns(customers)
+    extra = scratch(warehouse, account_records(base, orders), "accounts", temps)
+    if not absent:
+        missing = warehouse.count(extra)
+        if missing:
+            counted = "1 account on the orders has" if missing == 1 else f"{missing:,} accounts on the orders have"
+            notes.append(f"{counted} no customers record: each is a person of its own, joined to others only by "
+                         "the e-mail or loyalty id on its orders")
+    return base.union(extra, distinct=False)
 
 
 def _pairs(count: ir.IntegerValue) -> ir.IntegerValue:
@@ -181,38 +234,42 @@ def order_keys(orders: ir.Table, records: ir.Table, identity_map: ir.Table,
     return step.select("order_id", customer_key=key, method=method)
 
 
-def resolve_identities(customers: ir.Table, orders: ir.Table, *, settings: IdentitySettings | None = None,
-                       backend: Warehouse | None = None, identity_map_name: str = "identity_map",
+def resolve_identities(customers: ir.Table | None, orders: ir.Table, *, backend: Warehouse,
+                       settings: IdentitySettings | None = None, identity_map_name: str = "identity_map",
                        order_keys_name: str = "order_keys") -> IdentityResult:
     """Resolve customer records and orders to persons; write ``identity_map`` and ``order_keys``.
 
     Parameters
     ----------
     customers, orders
-        The contract's ``customers`` and ``orders`` tables (or memtables of them).
+        The contract's ``customers`` and ``orders`` tables (or memtables of them);
+        ``customers`` None when there is no such table: each account on the orders is then
+        a record of its own.
+    backend
+        The warehouse to run in and write to.
     settings
         Thresholds; ``IdentitySettings()`` by default.
-    backend
-        The warehouse to run in and write to; an in-memory DuckDB one when None.
     identity_map_name, order_keys_name
         Names of the two tables written.
 
     Returns
     -------
     IdentityResult
-        The two written tables and a few counts about the run.
+        The two written tables, a few counts about the run and notes on what it skipped.
     """
     s = settings or IdentitySettings()
-    wh = backend or _memory_warehouse()
+    wh = backend
     temps: list[str] = []
+    notes: list[str] = []
     try:
-        phones = phone_lookup(customers, wh, temps)
-        records = scratch(wh, normalise_customers(customers, phones), "records", temps)
+        gathered = _gather_records(customers, orders, wh, temps, notes)
+        phones = phone_lookup(gathered, wh, temps)
+        records = scratch(wh, normalise_customers(gathered, phones), "records", temps)
         edges = scratch(wh, deterministic_edges(records, s), "links", temps)
         labels, rounds = connected_components(records.select(node=_.rid, label=_.rid), edges, wh,
                                               max_iterations=s.max_iterations, temps=temps)
         clustered = scratch(wh, _cluster(records, labels), "clustered", temps)
-        links = _probabilistic(clustered, wh, s, temps)
+        links = None if customers is None else _probabilistic(clustered, wh, s, temps, notes)
         finals, prob_rounds = _final_clusters(clustered, links, wh, s, temps)
         methods = record_methods(edges)
         wh.write(identity_map_name, build_identity_map(clustered, methods, finals, _link_probability(links)))
@@ -222,18 +279,23 @@ def resolve_identities(customers: ir.Table, orders: ir.Table, *, settings: Ident
     finally:
         for name in temps:
             wh.drop(name)
-    return IdentityResult(identity_map, wh.table(order_keys_name), (rounds, prob_rounds), n_links)
+    return IdentityResult(identity_map, wh.table(order_keys_name), (rounds, prob_rounds), n_links, tuple(notes))
 
 
 def _probabilistic(clustered: ir.Table, warehouse: Warehouse, settings: IdentitySettings,
-                   temps: list[str]) -> ir.Table | None:
-    """Splink's best links of the single records, or None when it is off or has nothing to do."""
+                   temps: list[str], notes: list[str]) -> ir.Table | None:
+    """Splink's best links of the single records, or None when it is off, has nothing to do or
+    too little to learn from (then with a note saying why)."""
     if not settings.probabilistic:
         return None
     sizes = clustered.group_by("cluster").aggregate(n=_.rid.count())
     stats = sizes.aggregate(records=_.n.sum(), pairs=_pairs(_.n).sum(), singles=(_.n == 1).sum()).to_pyarrow()
     n_records, pairs, singles = (int(stats.column(c)[0].as_py() or 0) for c in ("records", "pairs", "singles"))
     if singles == 0 or n_records < 3:
+        return None
+    gap = linkage_gaps(clustered, warehouse)
+    if gap is not None:
+        notes.append(gap)
         return None
     return probabilistic_links(clustered, warehouse, settings, prior=prior_match_probability(n_records, pairs),
                                temps=temps)
