@@ -21,7 +21,7 @@ from patron.evaluation import (
     choose_champion,
     write_backtest,
 )
-from patron.models import BetaGeo, ParetoNBD
+from patron.models import BetaGeo, FitWarning, ParetoNBD
 
 # Fader, Hardie & Lee (2005), table 1 / lifetimes' test of the BG/NBD on CDNOW
 PUBLISHED_BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -215,6 +215,48 @@ def test_holdout_counts_purchase_days_of_calibration_customers_only() -> None:
 def test_backtest_refuses_a_holdout_before_calibration() -> None:
     with pytest.raises(PatronError, match="after"):
         backtest(cdnow_transactions(), calibration_end="1997-09-30", holdout_end="1997-09-30", value="value")
+
+
+# -- models that do not fit, or fit on a boundary ------------------------------------
+def loyal_log(customers: int = 1500, seed: int = 0, repeat: bool = True) -> ir.Table:
+    """Poisson buyers (Gamma(2, 60 days) rates) who never drop out, first buying in January-March 2024."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    rows = []
+    for i in range(customers):
+        first = rng.uniform(0, 90)
+        rate = rng.gamma(2.0, 1 / 60.0) if repeat else 0.0
+        gaps = rng.exponential(1 / rate, 40) if rate else np.array([400.0])
+        days = first + np.concatenate([[0.0], np.cumsum(gaps)])
+        rows += [(f"c{i}", start + pd.Timedelta(minutes=round(d * 1440))) for d in days[days < 365]]
+    frame = pd.DataFrame(rows, columns=["customer_key", "ordered_at"]).assign(gp2=1.0)
+    return ibis.memtable(frame)
+
+
+def test_a_model_that_fails_is_left_out_with_its_reason_and_warnings_are_kept() -> None:
+    """Nobody drops out: BG/NBD fits with a FitWarning (a, b not identified), a starved Pareto/NBD fails."""
+    models = {"bg_nbd": BetaGeo(), "pareto_nbd": ParetoNBD(maxiter=1)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FitWarning)  # recorded on the result, not re-issued
+        result = backtest(loyal_log(), calibration_end="2024-06-30", holdout_end="2024-12-31", models=models,
+                          run=ibis.duckdb.connect())
+    assert list(result.models) == ["bg_nbd"] and result.champion == "bg_nbd"
+    assert list(result.failures) == ["pareto_nbd"] and "did not converge" in result.failures["pareto_nbd"]
+    assert list(result.warnings) == ["bg_nbd"] and "not identified" in result.warnings["bg_nbd"][0]
+    assert result.warnings["bg_nbd"] == result.models["bg_nbd"].model.fit_warnings_
+    # still a forecast: no drop-out, so the holdout is about as busy as the calibration promised
+    assert abs(result.models["bg_nbd"].metrics["total_error_relative"]) < 0.1
+    assert list(result.summary_frame().index) == ["bg_nbd"]
+
+
+def test_no_model_fits_names_every_model_and_reason() -> None:
+    with pytest.raises(PatronError, match=r"no model could be fitted.*bg_nbd: .*no repeat buyers.*pareto_nbd: "):
+        backtest(loyal_log(200, repeat=False), calibration_end="2024-06-30", holdout_end="2024-12-31",
+                 models={"bg_nbd": BetaGeo(), "pareto_nbd": ParetoNBD()}, run=ibis.duckdb.connect())
+
+
+def test_a_clean_backtest_has_no_failures_or_warnings(cdnow_result: BacktestResult) -> None:
+    assert cdnow_result.failures == {} and cdnow_result.warnings == {}
 
 
 # -- the synthetic retailer -----------------------------------------------------------

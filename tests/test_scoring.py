@@ -16,9 +16,10 @@ from patron.config import ModelSettings, Settings
 from patron.engine import Warehouse, connect
 from patron.errors import ConfigError
 from patron.model_store import FittedValueModels, load_models, save_models
+from patron.models import BetaGeo, FitWarning
 from patron.models.clv import DAYS_PER_MONTH, customer_lifetime_value, customer_lifetime_value_interval
 from patron.models.margin import margin_moments
-from patron.scoring import fit_value_models, margin_moments_in_engine, score_customers
+from patron.scoring import fit_value_models, margin_moments_in_engine, purchase_rows, score_customers
 from tests.models._simulate import simulate_bg_nbd
 
 END = dt.date(2025, 6, 30)
@@ -291,3 +292,41 @@ def test_engine_join_gives_the_direct_scores_on_each_engine(warehouse: Warehouse
     assert list(scores["customer_key"]) == list(rfm["customer_key"])
     assert_scores_match(scores, direct_scores(models, rfm))
     assert np.isfinite(numeric(scores).to_numpy()).all()
+
+
+# -- boundary fits and the fit table -------------------------------------------------------
+def test_a_boundary_purchase_fit_scores_finite_with_intervals() -> None:
+    """Nobody drops out: BG/NBD's a, b are not identified, yet scores and CLV variances are finite."""
+    rng = np.random.default_rng(3)
+    age = rng.choice([26.0, 39.0, 52.0], 2000)
+    x = rng.poisson(rng.gamma(2.0, 1 / 4.0, 2000) * age).astype(float)
+    recency = np.where(x > 0, np.round(age * rng.beta(np.maximum(x, 1), 1) * 7) / 7, 0.0)
+    rows = pd.DataFrame({"frequency": x, "recency": recency, "T": age}).drop_duplicates(ignore_index=True)
+    with pytest.warns(FitWarning):
+        model = BetaGeo().fit(rows)
+    assert model.parameter_notes_["a"] == "not identified"
+    scores = purchase_rows(model, rows, horizons=(3, 12), discount_rate=0.1, unit_days=7.0, observation_end=END)
+    values = scores.drop(columns=["expected_next_order_date"]).to_numpy(dtype=float)
+    assert np.all(np.isfinite(values))
+    assert (scores["var_12"] > 0).all()  # the identified directions (r, alpha) still carry uncertainty
+
+
+def test_the_fit_table_reads_plainly(retailer) -> None:
+    from rich.console import Console
+
+    from patron.cli import models_table
+    from patron.models.margin import KeptMargin
+
+    _, _, models = retailer
+
+    def text(m: FittedValueModels) -> str:
+        console = Console(record=True, width=200)
+        console.print(models_table(m))
+        return console.export_text()
+
+    fitted = text(models)
+    assert "KeptMargin │ mean kept margin" in fitted and "inf" not in fitted and "nan" not in fitted
+    no_costs = KeptMargin.from_params({"margin": 1.0, "within_variance": 0.0, "between_variance": 0.0,
+                                       "credibility_revenue": float("inf")})
+    plain = text(replace(models, margin=no_costs))
+    assert "no cost data: margin 100% of revenue for everyone" in plain and "inf" not in plain

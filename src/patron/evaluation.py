@@ -18,6 +18,12 @@ Work stays in the engine where it can. Only these small frames are pulled into P
 - the distinct first-purchase days with counts and the repeat purchases per period,
   for cumulative tracking.
 
+Every model that fits is compared. A model whose fit fails (``ConvergenceError``) is
+left out, with its reason in :attr:`BacktestResult.failures`; a fit returned with
+warnings (a boundary estimate, see :class:`~patron.models.FitWarning`) is compared and
+its warnings kept in :attr:`BacktestResult.warnings`. Only when no model fits does the
+backtest fail.
+
 Given a :class:`~patron.engine.Warehouse`, the scored customers are written once to a
 scratch table (``backtest_scored_<random>``, dropped at the end) that every query
 reads, so the RFM summary is not recomputed per query (this matters on Spark).
@@ -27,8 +33,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ibis
@@ -38,8 +45,8 @@ import pandas as pd
 
 from patron import metrics
 from patron.engine import Warehouse
-from patron.errors import PatronError
-from patron.models import BetaGeo, ModifiedBetaGeo, ParetoNBD
+from patron.errors import ConvergenceError, PatronError
+from patron.models import BetaGeo, FitWarning, ModifiedBetaGeo, ParetoNBD
 from patron.transforms.rfm import (
     TimeLike,
     day_number,
@@ -144,6 +151,9 @@ class BacktestResult:
     """Backtests of several models on one calibration/holdout split.
 
     ``horizon`` is the holdout length in model time units (39 weeks for CDNOW).
+    ``models`` holds the models that fitted; ``failures`` maps each model that did not
+    to the reason (the ``ConvergenceError`` message), and ``warnings`` each fitted model
+    with fit warnings (``fit_warnings_``: a parameter at its limit, a flat direction) to them.
     """
 
     calibration_end: dt.date
@@ -153,6 +163,8 @@ class BacktestResult:
     n_customers: int
     actual_total: int
     models: dict[str, ModelBacktest]
+    failures: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, list[str]] = field(default_factory=dict)
 
     def summary_frame(self) -> pd.DataFrame:
         """One row per model (index ``model``), one column per metric."""
@@ -270,6 +282,13 @@ def backtest(
     Returns
     -------
     BacktestResult
+        The models that fitted, compared; those that did not in ``failures`` with the
+        reason, fit warnings in ``warnings`` (recorded there, not re-issued as Python warnings).
+
+    Raises
+    ------
+    PatronError
+        When no model fits, listing each model and its reason.
     """
     execute = runner_for(run)
     start, end = day_number(calibration_end), day_number(holdout_end)
@@ -284,9 +303,11 @@ def backtest(
     histogram = execute(rfm_histogram(customers)).sort_values(list(STATS), ignore_index=True)
     if histogram.empty:
         raise PatronError(f"no customer bought on or before calibration_end {calibration_end}")
+    failures: dict[str, str] = {}
     if fit:
-        for model in models.values():
-            model.fit(histogram)
+        models, failures = _fit_each(models, histogram)
+    fit_warnings = {name: list(getattr(m, "fit_warnings_", [])) for name, m in models.items()}
+    fit_warnings = {name: notes for name, notes in fit_warnings.items() if notes}
     columns = {name: f"pred_{i}" for i, name in enumerate(models)}
     predictions = histogram[list(STATS)].copy()
     for name, model in models.items():
@@ -297,12 +318,35 @@ def backtest(
         run.write(scratch, scored)
         scored = run.table(scratch)
     try:
-        return _measure(models, columns, scored, transactions, calibration_end=calibration_end,
-                        holdout_end=holdout_end, unit_days=unit_days, horizon=horizon, key=key, time=time,
-                        execute=execute)
+        result = _measure(models, columns, scored, transactions, calibration_end=calibration_end,
+                          holdout_end=holdout_end, unit_days=unit_days, horizon=horizon, key=key, time=time,
+                          execute=execute)
     finally:
         if isinstance(run, Warehouse):
             run.drop(scratch)
+    return replace(result, failures=failures, warnings=fit_warnings)
+
+
+def _fit_each(models: dict[str, Any], histogram: pd.DataFrame) -> tuple[dict[str, Any], dict[str, str]]:
+    """The models that fit the calibration histogram, and each one that did not with its reason.
+
+    A fit that raises ``ConvergenceError`` is a failure; its ``FitWarning``s stay on the model
+    (``fit_warnings_``). Raises ``PatronError`` naming every model and reason when none fits.
+    """
+    fitted, failures = {}, {}
+    for name, model in models.items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FitWarning)  # kept in fit_warnings_, reported on the result
+                model.fit(histogram)
+        except ConvergenceError as error:
+            failures[name] = str(error)
+        else:
+            fitted[name] = model
+    if not fitted:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in failures.items())
+        raise PatronError(f"no model could be fitted on the calibration period ({reasons})")
+    return fitted, failures
 
 
 def _measure(models: dict[str, Any], columns: dict[str, str], scored: ir.Table, transactions: ir.Table, *,

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -57,7 +58,7 @@ from patron.config import Settings
 from patron.engine import Warehouse
 from patron.errors import ConfigError, ConvergenceError, PatronError
 from patron.model_store import PURCHASE_MODELS, FittedValueModels, new_model_id, utc_now
-from patron.models import GammaGamma
+from patron.models import FitWarning, GammaGamma
 from patron.models.clv import DAYS_PER_MONTH, cumulative_given_alive, discount_factors
 from patron.models.margin import KeptMargin, MarginMoments
 from patron.transforms.rfm import rfm_histogram
@@ -102,13 +103,17 @@ def fit_value_models(
     ConvergenceError
         When a model cannot be identified, or the spend model's population mean is
         infinite (``q <= 1``), which leaves one-time buyers without an expected spend.
+        A boundary estimate is not an error: its ``FitWarning`` messages are kept in the
+        model's ``fit_warnings_`` (shown under the fit table), not re-issued.
     """
     if purchase_model not in PURCHASE_MODELS:
         raise ConfigError(f"purchase_model must be one of {sorted(PURCHASE_MODELS)}, not {purchase_model!r}")
     rfm = warehouse.table(RFM)
     histogram = warehouse.table(RFM_HISTOGRAM) if warehouse.has_table(RFM_HISTOGRAM) else rfm_histogram(rfm)
-    purchase = PURCHASE_MODELS[purchase_model](penalizer=penalizer).fit(warehouse.to_pandas(histogram))
-    spend = GammaGamma(penalizer=penalizer).fit(warehouse.to_pandas(spend_histogram(rfm)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)  # kept in each model's fit_warnings_
+        purchase = PURCHASE_MODELS[purchase_model](penalizer=penalizer).fit(warehouse.to_pandas(histogram))
+        spend = GammaGamma(penalizer=penalizer).fit(warehouse.to_pandas(spend_histogram(rfm)))
     if not spend.params_["q"] > 1.0:
         raise ConvergenceError(f"GammaGamma: q = {spend.params_['q']:.3g} <= 1, the mean spend per order is infinite")
     margin = KeptMargin().fit_moments(margin_moments_in_engine(warehouse, rfm))

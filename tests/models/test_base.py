@@ -10,6 +10,7 @@ from patron.errors import ConvergenceError, DataContractError, NotFittedError
 from patron.models import (
     BetaGeo,
     BetaGeoBetaBinom,
+    FitWarning,
     GammaGamma,
     ModifiedBetaGeo,
     ParetoNBD,
@@ -121,8 +122,9 @@ def test_uncertainty_summary_and_information_criteria(cdnow: pd.DataFrame) -> No
     model = BetaGeo().fit(cdnow)
     table = model.summary()
     assert list(table.index) == ["r", "alpha", "a", "b"]
-    assert list(table.columns) == ["estimate", "std_error", "lower_95", "upper_95"]
+    assert list(table.columns) == ["estimate", "std_error", "lower_95", "upper_95", "note"]
     assert (table["lower_95"] < table["estimate"]).all() and (table["estimate"] < table["upper_95"]).all()
+    assert (table["note"] == "").all() and model.fit_warnings_ == [] and table.attrs["fit_warnings"] == []
     # standard errors published with lifetimes' fit of the same data (r 0.0126, alpha 0.378)
     assert model.standard_errors_["r"] == pytest.approx(0.0126, rel=0.05)
     assert model.standard_errors_["alpha"] == pytest.approx(0.378, rel=0.05)
@@ -154,16 +156,45 @@ def test_with_params_gives_a_fitted_copy() -> None:
 
 
 def test_immortal_customers_cannot_identify_drop_out() -> None:
-    """Nobody ever drops out: the drop-out parameters run along a flat ridge unless penalised."""
+    """Nobody ever drops out: the drop-out parameters run along a flat ridge unless penalised.
+
+    The fit is returned with a FitWarning; the purchase-rate parameters keep their standard
+    errors and recover the truth (Gamma(2, 4)), the drop-out ones are NaN, "not identified".
+    """
     rng = np.random.default_rng(0)
     age = rng.choice([26.0, 39.0, 52.0], 3000)
     x = rng.poisson(rng.gamma(2.0, 1 / 4.0, 3000) * age).astype(float)
     recency = np.where(x > 0, np.round(age * rng.beta(np.maximum(x, 1), 1) * 7) / 7, 0.0)
     frame = pd.DataFrame({"frequency": x, "recency": recency, "T": age})
-    with pytest.raises(ConvergenceError, match="flat"):
-        BetaGeo().fit(frame)
+    with pytest.warns(FitWarning, match=r"flat.*a, b not identified"):
+        model = BetaGeo().fit(frame)
+    table = model.summary()
+    assert list(table["note"]) == ["", "", "not identified", "not identified"]
+    assert table.loc[["a", "b"], "std_error"].isna().all() and table.loc[["r", "alpha"], "std_error"].gt(0).all()
+    for name, truth in (("r", 2.0), ("alpha", 4.0)):
+        assert abs(model.params_[name] - truth) < 4 * model.standard_errors_[name]
+    assert model.fit_warnings_ and table.attrs["fit_warnings"] == model.fit_warnings_
+    assert np.all(np.isfinite(model.expected_purchases(frame, t=52.0))) and np.all(model.p_alive(frame) > 0.99)
+    # the covariance counts the identified directions only: finite, so CLV intervals and draws still work
+    assert np.all(np.isfinite(model.log_params_covariance_)) and len(model.sample_params(5, random_state=0)) == 5
     penalised = ParetoNBD(penalizer=0.01).fit(frame)
     assert penalised.params_["r"] / penalised.params_["alpha"] == pytest.approx(0.5, rel=0.1)  # mean rate 2/4
+    assert penalised.fit_warnings_ == []
+
+
+def test_a_parameter_at_its_bound_is_a_boundary_estimate(cdnow: pd.DataFrame) -> None:
+    """Pinned to the bound (a start there, one L-BFGS-B run), a is reported "at bound", not refused."""
+    model = BetaGeo(n_starts=1)
+    stats, w = model._histogram(cdnow, None)
+    start = np.array([np.log(0.24), np.log(4.4), -18.4, np.log(2.4)])
+    result = model._optimise(stats, w, starts=[start])
+    result.x[2] = -18.4  # wherever the optimiser went, evaluate the boundary point
+    model._store(result, stats, w)
+    assert model.parameter_notes_["a"] == "at bound" and np.isnan(model.standard_errors_["a"])
+    assert "a = 1.02e-08 ran to its lower limit" in model.fit_warnings_[0]
+    assert "in words, almost nobody drops out after a purchase" in model.fit_warnings_[-1]
+    assert model.log_params_covariance_[2].tolist() == [0.0] * 4
+    assert np.all(np.isfinite(model.expected_purchases(cdnow, t=39.0)))
 
 
 CONTINUOUS_ROWS = {"frequency": [0, 1, 7, 3000], "recency": [0, 2.0, 30.0, 900.0], "T": [5, 40.0, 40, 1000]}

@@ -114,3 +114,18 @@ def test_from_params_rebuilds_the_same_predictions() -> None:
     model = KeptMargin().fit(HAND)
     copy = KeptMargin.from_params(model.params_)
     np.testing.assert_array_equal(copy.expected_margin(HAND), model.expected_margin(HAND))
+
+
+def test_describe_says_what_the_parameters_mean_without_inf() -> None:
+    no_costs = frame([(50, 50, 50, 50, 1), (100, 100, 80, 80, 2), (20, 20, 0, 0, 0)])  # GP2 is revenue
+    assert KeptMargin().fit(no_costs).describe() == "no cost data: margin 100% of revenue for everyone"
+    hand = KeptMargin().fit(HAND).describe()
+    assert hand.startswith("mean kept margin 40.0% of revenue; customers' own margins differ by 20.4% (sd)")
+    assert "half-way for a customer with 8 of revenue" in hand
+    pooled = frame([(20, 50, 10, 50, 1), (10, 50, 20, 50, 1), (35, 100, 25, 100, 1)])
+    assert KeptMargin().fit(pooled).describe().endswith("the same for everyone (customers' margins differ no more "
+                                                        "than chance)")
+    unknown = KeptMargin().fit(frame([(20, 100, 0, 0, 0), (60, 100, 0, 0, 0)])).describe()
+    assert "too few repeat buyers" in unknown
+    for text in (hand, unknown):
+        assert "inf" not in text and "nan" not in text

@@ -39,12 +39,15 @@ from patron.models.base import (
     horizon,
     require,
 )
+from patron.models.identification import LOG_BOUND, at_bound
 
 # Ages on the coarse grid of the first stage of a large fit: max(T) / COARSE_STEPS per step.
 COARSE_STEPS = 64
 # Polish: at most this many Newton steps, ending when the Newton decrement is below tol * _DECREMENT.
 _POLISH_STEPS = 30
 _DECREMENT = 1e-5
+# A shape parameter beyond this (or a mean below its inverse) is read as its limit in fit warnings.
+_LIMIT = 1e3
 
 
 def coarse_histogram(stats: Stats, w: FloatArray, steps: int = COARSE_STEPS) -> tuple[Stats, FloatArray]:
@@ -119,6 +122,8 @@ class ContinuousTimeModel(BaseModel):
             return super()._optimise(stats, w)
         try:
             rough = super()._optimise(coarse_stats, coarse_w)
+            if np.any(at_bound(rough.x)):  # Newton steps know no bounds: L-BFGS-B from the coarse optimum
+                return super()._optimise(stats, w, starts=[rough.x])
             curvature = self._hessian(rough.x, coarse_stats, coarse_w) / coarse_w.sum()
             polished = self._polish(rough.x, curvature, stats, w)
         except (ConvergenceError, np.linalg.LinAlgError):  # the coarse copy cannot identify the model
@@ -153,6 +158,8 @@ class ContinuousTimeModel(BaseModel):
                 )
             for _ in range(20):
                 trial = x + step
+                if np.any(np.abs(trial) > LOG_BOUND):  # towards a boundary estimate: L-BFGS-B's bounds take over
+                    return None
                 # the curvature first: a model computing it together with the gradient reuses the work
                 trial_curvature = self._curvature(trial, coarse_curvature, stats, w, total)
                 trial_value, trial_grad = self._objective(trial, stats, w)
@@ -174,6 +181,16 @@ class ContinuousTimeModel(BaseModel):
         except np.linalg.LinAlgError:
             return fallback
         return hessian
+
+    def _limit_meaning(self) -> list[str]:
+        """The purchase-rate limit (``r -> inf``: one rate for all) and the model's drop-out limits, in words."""
+        r, alpha = self.params_["r"], self.params_["alpha"]
+        same_rate = [f"every customer buys at the same rate ({r / alpha:.3g} per time unit while alive)"]
+        return (same_rate if r > _LIMIT else []) + self._dropout_meaning()
+
+    def _dropout_meaning(self) -> list[str]:
+        """The drop-out parameters' limits in words (see ``_limit_meaning``)."""
+        return []
 
     def _prediction_stats(self, data: Any) -> tuple[Stats, dict[str, float]]:
         self._check_fitted()

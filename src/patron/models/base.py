@@ -9,11 +9,17 @@ with respect to the log-parameters, starting values and predictions. This base c
 * maximises the weighted log-likelihood over log-parameters with L-BFGS-B from a
   few starts, keeping the best;
 * derives standard errors and 95% intervals from the Hessian (central differences
-  of the exact gradient) and reports AIC, BIC and a ``summary()`` table.
+  of the exact gradient) and reports AIC, BIC and a ``summary()`` table;
+* returns a boundary estimate (a parameter at its limit, a flat direction of the
+  likelihood) as a fit with a :class:`~patron.models.identification.FitWarning`, recorded
+  in ``fit_warnings_`` and the summary's ``note`` column
+  (:mod:`patron.models.identification`); only a fit with no finite likelihood, or data
+  that cannot identify the model at all (no repeat buyers), is a ``ConvergenceError``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from functools import cache
 from typing import Any, ClassVar, NamedTuple, Self
@@ -26,13 +32,17 @@ from threadpoolctl import ThreadpoolController
 
 from patron.errors import ConvergenceError, DataContractError, NotFittedError
 from patron.models._special import FloatArray, numeric_jacobian
+from patron.models.identification import (
+    LOG_BOUND,
+    Z95,
+    FitWarning,
+    at_bound,
+    caller_level,
+    identify,
+    notes_from_covariance,
+)
 
 _WEIGHT_COLUMNS = ("weights", "n_customers")
-# Log-parameter bounds: parameters between ~1e-8 and ~1e8.
-_LOG_BOUND = 18.4
-_Z95 = 1.959963984540054
-# Smallest Hessian eigenvalue, relative to the largest, still taken as curvature.
-_FLAT = 1e-9
 
 Stats = dict[str, FloatArray]
 
@@ -189,6 +199,13 @@ class BaseModel:
         Returns
         -------
         self
+
+        Warns
+        -----
+        FitWarning
+            When a parameter ran to its limit or the likelihood is flat in some direction
+            at the optimum: the fit is returned, with the messages in ``fit_warnings_`` and
+            NaN standard errors for the parameters the data do not pin down.
         """
         stats, w = self._histogram(data, weights)
         name = type(self).__name__
@@ -202,6 +219,8 @@ class BaseModel:
         with _blas_controller().limit(limits=1, user_api="blas"):
             result = self._optimise(stats, w)
             self._store(result, stats, w)
+        if self.fit_warnings_:
+            warnings.warn("\n".join(self.fit_warnings_), FitWarning, stacklevel=caller_level())
         return self
 
     def _objective(self, log_params: FloatArray, stats: Stats, w: FloatArray) -> tuple[float, FloatArray]:
@@ -255,7 +274,7 @@ class BaseModel:
 
     def _optimise(self, stats: Stats, w: FloatArray, starts: list[FloatArray] | None = None) -> optimize.OptimizeResult:
         """L-BFGS-B from each of ``starts`` (default ``_starts``), the best optimum checked."""
-        bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(self.param_names)
+        bounds = [(-LOG_BOUND, LOG_BOUND)] * len(self.param_names)
         options = {"maxiter": self.maxiter, "ftol": self.tol, "gtol": self.tol * 1e-2, "maxcor": 30}
         best = None
         for start in self._starts(stats, w) if starts is None else starts:
@@ -273,17 +292,16 @@ class BaseModel:
         return self._check_optimum(best)
 
     def _check_optimum(self, best: optimize.OptimizeResult | None) -> optimize.OptimizeResult:
-        """``best`` if it is finite, inside the bounds and converged; else a ``ConvergenceError``."""
+        """``best`` if it is finite and converged; else a ``ConvergenceError``.
+
+        A parameter at its bound is a boundary estimate, not a failure: its gradient (pointing
+        out of the box) is left out of the convergence check, and ``_store`` reports it.
+        """
         name = type(self).__name__
         if best is None:
             raise ConvergenceError(f"{name}: the likelihood is not finite at any starting point")
-        at_bound = [p for p, v in zip(self.param_names, best.x, strict=True) if abs(v) > _LOG_BOUND - 0.05]
-        if at_bound:
-            raise ConvergenceError(
-                f"{name}: parameter(s) {at_bound} ran to the bound {np.exp(_LOG_BOUND):.0e} or its inverse; "
-                "the data cannot identify the model (try penalizer > 0)"
-            )
-        grad_norm = np.max(np.abs(best.jac))
+        inside = ~at_bound(best.x)
+        grad_norm = float(np.max(np.abs(best.jac[inside]), initial=0.0))
         if not best.success and grad_norm > 1e-4:
             raise ConvergenceError(f"{name}: optimisation did not converge ({best.message}); |grad| {grad_norm:.2e}")
         return best
@@ -294,38 +312,41 @@ class BaseModel:
         with np.errstate(all="ignore"):
             ll = self._log_likelihood_and_gradient(log_params, stats, w)[0]
         k = len(self.param_names)
-        hessian = self._hessian(log_params, stats, w)
-        self._check_curvature(hessian)
-        cov = np.linalg.inv(hessian)
+        name = type(self).__name__
+        if not np.isfinite(ll):
+            raise ConvergenceError(f"{name}: the log-likelihood is not finite at the optimum")
+        found = identify(name, self.param_names, log_params, self._hessian(log_params, stats, w))
         self.params_ = dict(zip(self.param_names, np.exp(log_params).tolist(), strict=True))
         self.log_likelihood_ = ll
         self.n_observations_ = n_obs
         self.n_distinct_rows_ = len(w)
         self.aic_ = 2.0 * k - 2.0 * ll
         self.bic_ = k * np.log(n_obs) - 2.0 * ll
-        self._set_covariance(cov)
+        self._set_covariance(found.covariance)
         self.n_iterations_ = int(result.nit)
+        meanings = self._limit_meaning() if found.warnings else []
+        self.fit_warnings_ = [*found.warnings, *([f"{name}: in words, {'; '.join(meanings)}"] if meanings else [])]
+
+    def _limit_meaning(self) -> list[str]:
+        """What the fitted parameters' limits mean for customers, in words (``fit_warnings_``); none by default."""
+        return []
 
     def _set_covariance(self, cov: FloatArray) -> None:
-        """Attach the log-parameter covariance and the standard errors and intervals it implies."""
+        """Attach the log-parameter covariance and the standard errors and intervals it implies.
+
+        A parameter with no variance (at bound or not identified, see
+        :mod:`patron.models.identification`) gets NaN for its error and interval.
+        """
         self.log_params_covariance_ = cov
-        se_log = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        variance = np.diag(cov)
+        se_log = np.where(variance > 0, np.sqrt(np.abs(variance)), np.nan)
         values = np.array([self.params_[p] for p in self.param_names])
         self.standard_errors_ = dict(zip(self.param_names, (values * se_log).tolist(), strict=True))
         self.confidence_intervals_ = pd.DataFrame(
-            {"lower_95": values * np.exp(-_Z95 * se_log), "upper_95": values * np.exp(_Z95 * se_log)},
+            {"lower_95": values * np.exp(-Z95 * se_log), "upper_95": values * np.exp(Z95 * se_log)},
             index=pd.Index(self.param_names, name="parameter"),
         )
-
-    def _check_curvature(self, hessian: FloatArray) -> None:
-        """A flat or saddle direction at the optimum means the data cannot pin the parameters down."""
-        eigenvalues = np.linalg.eigvalsh(hessian) if np.all(np.isfinite(hessian)) else np.array([np.nan])
-        if not np.all(np.isfinite(eigenvalues)) or eigenvalues.min() <= _FLAT * max(eigenvalues.max(), 1.0):
-            raise ConvergenceError(
-                f"{type(self).__name__}: the likelihood is flat in some direction at the optimum "
-                f"(Hessian eigenvalues {np.array2string(eigenvalues, precision=2)}); the data cannot identify "
-                "the model (try penalizer > 0)"
-            )
+        self.parameter_notes_ = notes_from_covariance(self.param_names, np.log(values), cov)
 
     def _hessian(self, log_params: FloatArray, stats: Stats, w: FloatArray) -> FloatArray:
         """Hessian of the penalised negative log-likelihood (summed, log scale).
@@ -353,9 +374,12 @@ class BaseModel:
         return np.log(np.array([self.params_[p] for p in self.param_names]))
 
     def summary(self) -> pd.DataFrame:
-        """Estimates, standard errors and 95% intervals (log-normal, so always positive).
+        """Estimates, standard errors, 95% intervals (log-normal, so always positive) and a note.
 
-        A model built by :meth:`with_params` has no uncertainty: its errors and bounds are NaN.
+        ``note`` is ``"at bound"`` for a parameter that ran to its limit, ``"not identified"``
+        for one on a flat direction of the likelihood (both with NaN errors and bounds), else
+        empty; the fit's warnings are in ``attrs["fit_warnings"]``. A model built by
+        :meth:`with_params` without a covariance has no uncertainty: its errors and bounds are NaN.
         """
         self._check_fitted()
         index = pd.Index(self.param_names, name="parameter")
@@ -363,7 +387,11 @@ class BaseModel:
             {"estimate": self.params_, "std_error": getattr(self, "standard_errors_", {})}, index=index
         )
         intervals = getattr(self, "confidence_intervals_", pd.DataFrame(columns=["lower_95", "upper_95"], index=index))
-        return table.join(intervals.astype(float))
+        table = table.join(intervals.astype(float))
+        notes = getattr(self, "parameter_notes_", {})
+        table["note"] = [notes.get(p, "") for p in self.param_names]
+        table.attrs["fit_warnings"] = list(getattr(self, "fit_warnings_", []))
+        return table
 
     def with_params(self, params: Mapping[str, float], *, covariance: Any = None) -> Self:
         """A fitted copy of this model with the given parameters.

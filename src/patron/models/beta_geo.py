@@ -355,6 +355,19 @@ class BetaGeo(ContinuousTimeModel):
         s, _ = self._prediction_stats(data)
         return self.p_alive(data) * self._count_given_alive(s["frequency"], s["T"], horizon(t))
 
+    def _dropout_meaning(self) -> list[str]:
+        """Limits of the drop-out chance ``p ~ Beta(a, b)``: rare, the same for all, or all-or-nothing."""
+        a, b = self.params_["a"], self.params_["b"]
+        mean = a / (a + b)
+        if mean < 1e-3:
+            return [f"almost nobody drops out after a purchase (mean drop-out chance {mean:.1g})"]
+        if a + b > 1e3:
+            return [f"every customer has the same drop-out chance after a purchase ({mean:.2g})"]
+        if a + b < 1e-2:
+            return [f"drop-out is all or nothing: {mean:.0%} of customers drop out at their first repeat purchase, "
+                    "the others never"]
+        return []
+
     def _count_given_alive(self, x: FloatArray, big_t: FloatArray, t: FloatArray) -> FloatArray:
         p = self.params_
         return expected_count_given_alive(p["r"] + x, p["alpha"] + big_t, p["a"], p["b"] + x + self._dropout_shift, t)

@@ -220,6 +220,30 @@ class KeptMargin:
             return np.full_like(r, mu)
         return mu + np.where(r > 0, (g - mu * r) / (np.where(r > 0, r, 0.0) + kappa), 0.0)
 
+    def describe(self) -> str:
+        """The fitted parameters in plain words, for fit tables (never ``inf`` or ``nan``).
+
+        Four cases: no cost data (GP2 equals revenue: margin 100% for everyone); margins that
+        do not differ between customers beyond chance, or cannot be told apart (everyone gets
+        the mean); and the usual one: the mean margin, how much customers' margins differ,
+        and the revenue after which a customer's own margin gets half the weight (``kappa``),
+        below which it is shrunk towards the mean.
+        """
+        self._check_fitted()
+        p = self.params_
+        mu, sigma2, tau2, kappa = (p[k] for k in self.param_names)
+        if mu == 1.0 and tau2 == 0.0 and not sigma2 > 0.0:  # GP2 equals revenue, order by order
+            return "no cost data: margin 100% of revenue for everyone"
+        mean = f"mean kept margin {mu:.1%} of revenue"
+        if not math.isfinite(sigma2):
+            return f"{mean}, the same for everyone (too few repeat buyers to tell customers' margins apart)"
+        if not math.isfinite(kappa) or tau2 <= 0.0:
+            return f"{mean}, the same for everyone (customers' margins differ no more than chance)"
+        return (
+            f"{mean}; customers' own margins differ by {math.sqrt(tau2):.1%} (sd) and are shrunk to the mean, "
+            f"half-way for a customer with {kappa:,.0f} of revenue, less for bigger spenders"
+        )
+
     def __repr__(self) -> str:
         if hasattr(self, "params_"):
             return f"KeptMargin(margin={self.params_['margin']:.4g}, kappa={self.params_['credibility_revenue']:.4g})"

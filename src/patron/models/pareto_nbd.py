@@ -236,6 +236,15 @@ class ParetoNBD(ContinuousTimeModel):
         s, _ = self._prediction_stats(data)
         return self.p_alive(data) * self._count_given_alive(s["frequency"], s["T"], horizon(t))
 
+    def _dropout_meaning(self) -> list[str]:
+        """Limits of the drop-out rate ``mu ~ Gamma(s, beta)``: almost zero, or the same for all."""
+        s, beta = self.params_["s"], self.params_["beta"]
+        if s / beta < 1e-4:
+            return [f"almost nobody drops out (mean drop-out rate {s / beta:.1g} per time unit)"]
+        if s > 1e3:
+            return [f"every customer has the same drop-out rate ({s / beta:.2g} per time unit)"]
+        return []
+
     def _count_given_alive(self, x: FloatArray, big_t: FloatArray, t: FloatArray) -> FloatArray:
         p = self.params_
         return (p["r"] + x) / (p["alpha"] + big_t) * _expected_lifetime_within(p["s"], p["beta"] + big_t, t)
