@@ -79,6 +79,32 @@ horizon_months = 12          # the CLV horizon that ranks customers into tiers a
 [privacy]
 hash_personal_data = false   # true: ingest stores e-mail, phone, names, postcode, loyalty id as keyed hashes
 key_env = "PATRON_PII_KEY"   # environment variable holding the hashing key (never put the key in this file)
+
+# Sources: map your own exports to the data contract, without code (see docs/mapping.md).
+# `patron ingest` with no path loads every source; `patron init --from FILE` proposes one.
+# [[sources]]
+# name = "webshop"             # also the orders' `source` column unless mapped
+# path = "exports/online_retail.csv"   # a file or a folder, relative to this folder
+# layout = "transactions"      # one row per order line, split into orders and order_lines
+# # table = "customers"        # ...or load one contract table
+# delimiter = ","              # one character, or "whitespace" for runs of blanks
+# encoding = "utf-8"
+# skip_rows = 0                # lines above the header
+# decimal = "."                # "." or ","
+# thousands = ""               # "", ",", ".", " " or "'"
+# date_format = "day_first"    # a strftime pattern, "day_first" or "month_first"; default: detected
+# time_zone = "Europe/London"  # of timestamps written without one (default UTC)
+# unmapped = "keep"            # values a value map lacks: "keep", "null" or "reject"
+# exclude = [["InvoiceNo", "starts with", "C"], ["Quantity", "<", 0]]
+# [sources.columns]            # contract column = column of the file
+# order_id = "InvoiceNo"
+# customer_id = "CustomerID"
+# [sources.constants]          # contract column = the same value on every row
+# currency = "GBP"
+# channel = "online"
+# [sources.values]             # contract column = a value map, or the name of a shipped one
+# country = "country_names"
+# # channel = { web = "online", shop = "store" }
 """
 
 
@@ -275,6 +301,75 @@ class PrivacySettings:
     key_env: str = "PATRON_PII_KEY"
 
 
+LAYOUTS = ("transactions",)
+SHIPPED_VALUE_MAPS = ("country_names",)
+EXCLUDE_OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in", "not in", "starts with", "ends with",
+                     "contains", "is empty", "is not empty")
+UNMAPPED_POLICIES = ("keep", "null", "reject")
+DATE_READINGS = ("day_first", "month_first")
+#: Extra columns a flat transaction log may map besides the orders and order_lines columns.
+TRANSACTION_EXTRAS = ("amount",)
+
+
+@dataclass(frozen=True)
+class SourceMapping:
+    """How one export maps to the data contract (a ``[[sources]]`` entry; see docs/mapping.md).
+
+    Attributes
+    ----------
+    name
+        The source's name; also the value of the contract's ``source`` column unless mapped.
+    path
+        A file, or a folder whose every readable file belongs to this source, relative to the
+        project folder.
+    table, layout
+        The contract table the file feeds, or ``"transactions"``: a flat log of order lines
+        split into ``orders`` and ``order_lines``. Exactly one is set.
+    delimiter, encoding, sheet, skip_rows
+        How to read the file (``delimiter = "whitespace"``: runs of blanks separate fields).
+    decimal, thousands
+        Number spellings of numeric columns (``decimal = ","``, ``thousands = "."``: ``1.234,56``).
+    date_format
+        A strftime pattern, ``"day_first"`` or ``"month_first"``; None: ISO, else detected.
+    time_zone
+        IANA zone of timestamps written without one; they are converted to UTC.
+    columns, constants, values
+        Contract column → file column; → a constant; → a value map (a table of file value →
+        contract value, or the name of a shipped map such as ``"country_names"``).
+    unmapped
+        What happens to a value a value map lacks: ``keep`` it, make it ``null``, or ``reject`` the row.
+    exclude
+        Row filters ``(file column, operator, value)``; a row matching any is not loaded and goes
+        to ``rejects`` as excluded by the rule.
+    """
+
+    name: str
+    path: str
+    table: str | None = None
+    layout: str | None = None
+    delimiter: str | None = None
+    encoding: str | None = None
+    sheet: str | int | None = None
+    skip_rows: int = 0
+    decimal: str = "."
+    thousands: str = ""
+    date_format: str | None = None
+    time_zone: str = "UTC"
+    columns: dict[str, str] = field(default_factory=dict, hash=False)
+    constants: dict[str, str] = field(default_factory=dict, hash=False)
+    values: dict[str, dict[str, str] | str] = field(default_factory=dict, hash=False)
+    unmapped: str = "keep"
+    exclude: tuple[tuple[Any, ...], ...] = ()
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The contract tables this source feeds."""
+        return ("orders", "order_lines") if self.layout == "transactions" else (str(self.table),)
+
+    def resolved_path(self, project_dir: Path) -> Path:
+        return project_dir / self.path
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything ``patron.toml`` says, with the project folder it came from."""
@@ -290,6 +385,7 @@ class Settings:
     segments: SegmentSettings = field(default_factory=SegmentSettings)
     audiences: tuple[AudienceDefinition, ...] = PLAYBOOK_AUDIENCES
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    sources: tuple[SourceMapping, ...] = ()
 
     @property
     def warehouse_path(self) -> Path:
@@ -357,6 +453,7 @@ def parse_settings(data: dict[str, Any], project_dir: Path) -> Settings:
         segments=_segments(_section(data, "segments"), model),
         audiences=_audiences(data.get("audiences", [])),
         privacy=_privacy(_section(data, "privacy")),
+        sources=_sources(data.get("sources", [])),
     )
 
 
@@ -423,6 +520,129 @@ def _audiences(entries: Any) -> tuple[AudienceDefinition, ...]:
     return tuple(defined.values())
 
 
+def _sources(entries: Any) -> tuple[SourceMapping, ...]:
+    """``[[sources]]``, each checked against the data contract; names must be distinct."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"{CONFIG_NAME}: sources must be an array of tables ([[sources]])")
+    sources = [_source(entry, i) for i, entry in enumerate(entries, start=1)]
+    names = [s.name for s in sources]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"{CONFIG_NAME}: source {twice[0]!r} is defined twice")
+    return tuple(sources)
+
+
+def _source(entry: dict[str, Any], number: int) -> SourceMapping:
+    from patron.contract import CONTRACT  # contract imports ibis; settings alone should not
+
+    name = entry.get("name")
+    if not (isinstance(name, str) and name.strip()):
+        raise ConfigError(f"{CONFIG_NAME}: [[sources]] entry {number} needs a name")
+    where = f"{CONFIG_NAME}: source {name!r}:"
+    values = dict(entry)
+
+    def fail(key: str, rule: str) -> ConfigError:
+        return ConfigError(f"{where} {key} {rule}")
+
+    for key in ("columns", "constants", "values"):
+        if not isinstance(values.get(key, {}), dict):
+            raise fail(key, f"must be a table ([sources.{key}])")
+    exclude = values.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(r, list) for r in exclude):
+        raise fail("exclude", "must be a list of [column, operator, value]")
+    values["exclude"] = tuple(tuple(tuple(v) if isinstance(v, list) else v for v in r) for r in exclude)
+    values["constants"] = {k: _constant_text(v, where, k) for k, v in values.get("constants", {}).items()}
+    source = _build(SourceMapping, values, f"sources {name}")
+    if not (isinstance(source.path, str) and source.path.strip()):
+        raise fail("path", "must name a file or folder")
+    if (source.table is None) == (source.layout is None):
+        raise ConfigError(f"{where} set either table (a contract table) or layout = \"transactions\"")
+    if source.layout is not None and source.layout not in LAYOUTS:
+        raise fail("layout", f"must be one of {LAYOUTS}, not {source.layout!r}")
+    if source.table is not None and source.table not in CONTRACT:
+        raise fail("table", f"must be a contract table ({', '.join(sorted(CONTRACT))}), not {source.table!r}")
+    known = {c for t in source.tables for c in CONTRACT[t].column_names}
+    if source.layout == "transactions":
+        known |= set(TRANSACTION_EXTRAS)
+    for key in ("columns", "constants", "values"):
+        for column, value in getattr(source, key).items():
+            if column not in known:
+                raise fail(f"[sources.{key}] {column}", f"is not a column of {' or '.join(source.tables)}")
+            if key == "columns" and not (isinstance(value, str) and value.strip()):
+                raise fail(f"[sources.columns] {column}", "must name a column of the file")
+            if key == "values" and not (value in SHIPPED_VALUE_MAPS or isinstance(value, dict)):
+                raise fail(f"[sources.values] {column}",
+                           f"must be a table of value = value or one of {SHIPPED_VALUE_MAPS}")
+            if key == "values" and isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
+                raise fail(f"[sources.values] {column}", "must map values to text")
+    both = sorted(set(source.columns) & set(source.constants))
+    if both:
+        raise fail(both[0], "is both in [sources.columns] and [sources.constants]")
+    if {"unit_price", "amount"} <= set(source.columns) | set(source.constants):
+        raise fail("columns", "map unit_price or amount, not both")
+    _check_format(source, fail)
+    for rule in source.exclude:
+        _check_rule(rule, fail)
+    return source
+
+
+def _constant_text(value: Any, where: str, column: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise ConfigError(f"{where} [sources.constants] {column} must be text, a number or true/false")
+
+
+def _check_format(source: SourceMapping, fail: Any) -> None:
+    import codecs
+    import zoneinfo
+
+    delimiter = source.delimiter
+    if delimiter is not None and not (isinstance(delimiter, str)
+                                      and (len(delimiter) == 1 or delimiter == "whitespace")):
+        raise fail("delimiter", 'must be one character or "whitespace"')
+    if source.encoding is not None:
+        try:
+            codecs.lookup(str(source.encoding))
+        except LookupError:
+            raise fail("encoding", f"{source.encoding!r} is not a known encoding") from None
+    if source.sheet is not None and not isinstance(source.sheet, str | int):
+        raise fail("sheet", "must be a sheet name or number")
+    if not isinstance(source.skip_rows, int) or isinstance(source.skip_rows, bool) or source.skip_rows < 0:
+        raise fail("skip_rows", "must be a whole number, 0 or more")
+    if source.decimal not in (".", ","):
+        raise fail("decimal", 'must be "." or ","')
+    if source.thousands not in ("", ",", ".", " ", "'"):
+        raise fail("thousands", 'must be "", ",", ".", " " or "\'"')
+    if source.thousands == source.decimal:
+        raise fail("thousands", "must differ from decimal")
+    date_format = source.date_format
+    if date_format is not None and not (
+            date_format in DATE_READINGS or (isinstance(date_format, str) and "%" in date_format)):
+        raise fail("date_format", f"must be a strftime pattern (\"%d/%m/%Y %H:%M\") or one of {DATE_READINGS}")
+    try:
+        zoneinfo.ZoneInfo(str(source.time_zone))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise fail("time_zone", f"{source.time_zone!r} is not an IANA time zone (\"Europe/London\")") from None
+    if source.unmapped not in UNMAPPED_POLICIES:
+        raise fail("unmapped", f"must be one of {UNMAPPED_POLICIES}")
+
+
+def _check_rule(rule: tuple[Any, ...], fail: Any) -> None:
+    shown = list(rule)
+    if len(rule) < 2 or not isinstance(rule[0], str) or rule[1] not in EXCLUDE_OPERATORS:
+        raise fail("exclude", f"rule {shown} must be [file column, operator, value]; operators: "
+                   + ", ".join(EXCLUDE_OPERATORS))
+    unary = rule[1] in ("is empty", "is not empty")
+    if len(rule) != (2 if unary else 3):
+        raise fail("exclude", f"rule {shown}: {rule[1]!r} takes {'no value' if unary else 'one value'}")
+    if rule[1] in ("in", "not in") and not isinstance(rule[2], tuple):
+        raise fail("exclude", f"rule {shown}: {rule[1]!r} takes a list of values")
+    if rule[1] in ("<", "<=", ">", ">=") and (isinstance(rule[2], bool) or not isinstance(rule[2], int | float)):
+        raise fail("exclude", f"rule {shown}: {rule[1]!r} takes a number")
+
+
 def _identity(values: dict[str, Any]) -> IdentitySettings:
     values = dict(values)
     if "phone_corroboration" in values:
@@ -446,14 +666,19 @@ def load_settings(project_dir: Path | str | None = None) -> Settings:
     return parse_settings(data, folder)
 
 
-def write_default_config(project_dir: Path, *, engine: str = "duckdb") -> Path:
-    """Write a commented ``patron.toml``; refuses to overwrite an existing one."""
+def write_default_config(project_dir: Path, *, engine: str = "duckdb", sources: str = "") -> Path:
+    """Write a commented ``patron.toml``; refuses to overwrite an existing one.
+
+    ``sources`` (TOML text of ``[[sources]]`` entries, such as a proposed mapping) is appended.
+    """
     path = project_dir / CONFIG_NAME
     if path.exists():
         raise ConfigError(f"{path} exists already")
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {ENGINES}, not {engine!r}")
     text = DEFAULT_TOML.replace('engine = "duckdb"', f'engine = "{engine}"', 1)
+    if sources:
+        text += "\n" + sources.rstrip("\n") + "\n"
     project_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path

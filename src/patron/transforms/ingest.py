@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import ibis
@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from patron.contract import CONTRACT, Column, TableContract, contract_table
 from patron.engine import Warehouse
 from patron.errors import DataContractError
-from patron.transforms.pseudonyms import prepare_raw
+from patron.transforms.pseudonyms import HASHED_COLUMNS, pii_key, prepare_raw, pseudonymise_raw
 from patron.transforms.readers import RawFile, read_raw
 from patron.transforms.text import is_blank, trim
 
@@ -53,15 +53,16 @@ INVALID, CONFLICT_FILE, CONFLICT_WAREHOUSE = "invalid", "conflict_file", "confli
 REJECTED_STATUSES = (INVALID, CONFLICT_FILE, CONFLICT_WAREHOUSE)
 
 __all__ = ["INGEST_LOG", "REJECTS", "IngestResult", "checked_rows", "classified_rows", "ingest_file",
-           "table_for_path"]
+           "ingest_raw", "table_for_path"]
 
 
 @dataclass
 class IngestResult:
     """What one file did to the warehouse.
 
-    ``rows_read = loaded + unchanged + rejected + erased`` unless the file was skipped;
-    ``erased`` rows belong to persons in ``erasure_log`` and are dropped (see ``patron.privacy``).
+    ``rows_read = loaded + unchanged + rejected + excluded + erased`` unless the file was skipped;
+    ``erased`` rows belong to persons in ``erasure_log`` and are dropped (see ``patron.privacy``);
+    ``excluded`` rows matched an ``exclude`` rule of the file's source and went to ``rejects``.
     """
 
     table: str
@@ -71,6 +72,7 @@ class IngestResult:
     unchanged: int = 0
     rejected: int = 0
     erased: int = 0
+    excluded: int = 0
     skipped_file: bool = False
     warnings: list[str] = field(default_factory=list)
 
@@ -252,14 +254,39 @@ def ingest_file(warehouse: Warehouse, path: Path | str, table: str | None = None
     re-ingesting changed files adds only what is new.
     """
     contract = contract_table(table or table_for_path(path))
-    raw = read_raw(path)
+    return ingest_raw(warehouse, read_raw(path), contract.name)
+
+
+def ingest_raw(warehouse: Warehouse, raw: RawFile, table: str, *, records: pa.Table | None = None,
+               set_aside: pa.Table | None = None, origin: dict[str, str] | None = None) -> IngestResult:
+    """Load an already read (and mapped) file into ``table``, as :func:`ingest_file` does.
+
+    Parameters
+    ----------
+    raw
+        Text columns named after the contract, with each row's physical line.
+    records
+        The file's own rows, aligned with ``raw.table``: what ``rejects`` shows of a rejected
+        row (default: ``raw.table`` itself). ``origin`` (contract column → file column) says
+        which of their fields to pseudonymise when ``[privacy] hash_personal_data`` is set.
+    set_aside
+        Per row of ``raw``: ``reason`` (NULL: check and load the row), ``field``, ``value``
+        and ``excluded``, from :func:`patron.transforms.mapping.apply_mapping`. Rows with a
+        reason go to ``rejects`` unchecked; excluded ones are counted in ``excluded``.
+    """
+    contract = contract_table(table)
+    path = raw.path
     result = IngestResult(table=contract.name, file=str(path), warnings=list(raw.warnings))
     previous = logged_ingest(warehouse, contract.name, raw.sha256)
     if previous is not None:
         result.skipped_file = True
         result.warnings.append(f"{path}: same content already ingested into {contract.name} from {previous}")
         return result
-    raw, result.erased = prepare_raw(warehouse, raw, contract)  # pseudonymise; drop erased persons' rows
+    if records is None and set_aside is None:
+        raw, result.erased = prepare_raw(warehouse, raw, contract)  # pseudonymise; drop erased persons' rows
+        held, own = pa.table({}), raw.table
+    else:
+        raw, own, held, result.erased = _prepared_mapped(warehouse, raw, contract, records, set_aside, origin or {})
     frame, header_warnings = raw_frame(raw, contract)
     result.warnings.extend(header_warnings)
     existing = warehouse.table(contract.name) if warehouse.has_table(contract.name) else None
@@ -270,17 +297,80 @@ def ingest_file(warehouse: Warehouse, path: Path | str, table: str | None = None
     with _staged(warehouse, classified) as rows:
         counts = _status_counts(warehouse, rows)
         rejected_rows = warehouse.to_pandas(rows.filter(rows._status.isin(REJECTED_STATUSES)))
-        rejects = reject_frame(contract, raw, rejected_rows, run_at=run_at)
+        rejects = reject_frame(contract, raw, rejected_rows, run_at=run_at, records=own)
+        if held.num_rows:
+            rejects = pa.concat_tables([set_aside_rejects(contract, str(path), held, run_at=run_at), rejects])
         rejects = new_rejects(warehouse, rejects, table=contract.name, file=str(path))
-        result.rows_read = frame.num_rows + len(raw.bad_rows) + result.erased
+        result.excluded = int(pc.sum(held["excluded"]).as_py() or 0) if held.num_rows else 0
+        result.rows_read = frame.num_rows + len(raw.bad_rows) + result.erased + held.num_rows
         result.loaded = counts.get(LOAD, 0)
         result.unchanged = counts.get(UNCHANGED, 0) + counts.get(DUPLICATE, 0)
-        result.rejected = len(rejected_rows) + len(raw.bad_rows)
+        result.rejected = len(rejected_rows) + len(raw.bad_rows) + held.num_rows - result.excluded
         with warehouse.transaction():
             _write_rows(warehouse, contract, rows, existing is not None)
             _append_rejects(warehouse, rejects)
             append_log(warehouse, result, raw.sha256, run_at=run_at)
     return result
+
+
+_POSITION = "__position"  # carries each mapped row's position through pseudonymisation and erasure
+
+
+def _prepared_mapped(
+    warehouse: Warehouse, raw: RawFile, contract: TableContract, records: pa.Table | None,
+    set_aside: pa.Table | None, origin: dict[str, str],
+) -> tuple[RawFile, pa.Table, pa.Table, int]:
+    """A mapped file pseudonymised and less erased persons' rows, split into rows to check and rows held.
+
+    Returns the rows to check, their own records, the held rows (set aside by the mapping:
+    line, field, value, reason, excluded, record) and the number of rows erased.
+    """
+    n = raw.table.num_rows
+    records = raw.table if records is None else records
+    tagged = replace(raw, table=raw.table.append_column(_POSITION, pa.array(range(n), pa.int64())))
+    tagged, erased = prepare_raw(warehouse, tagged, contract)
+    positions = tagged.table[_POSITION].combine_chunks()
+    prepared = replace(tagged, table=tagged.table.drop_columns([_POSITION]))
+    hashed = _hashed_fields(warehouse, contract, origin)
+    if hashed:
+        columns = {f: kind for f, kind in hashed.items() if f in records.column_names}
+        records = pseudonymise_raw(replace(raw, table=records, bad_rows=[]), columns, pii_key(warehouse.settings)).table
+    records = records.take(positions)
+    if set_aside is None:
+        return prepared, records, pa.table({}), erased
+    aside = set_aside.take(positions)
+    held = pc.is_valid(aside["reason"])
+    keep = pc.invert(held)
+    checked = replace(prepared, table=prepared.table.filter(keep), lines=pc.filter(prepared.lines, keep))
+    values = aside["value"]
+    if hashed:  # a held value of a personal field is not shown in clear
+        personal = pa.array([*hashed, *HASHED_COLUMNS[contract.name]], pa.string())
+        values = pc.if_else(pc.is_in(aside["field"], value_set=personal), pa.scalar(None, pa.string()), values)
+    held_rows = pa.table({"line": pc.filter(prepared.lines, held), "field": aside["field"].filter(held),
+                          "value": pc.filter(values, held), "reason": aside["reason"].filter(held),
+                          "excluded": aside["excluded"].filter(held)})
+    record_text = [json.dumps(r, ensure_ascii=False) for r in records.filter(held).to_pylist()]
+    held_rows = held_rows.append_column("record", pa.array(record_text, pa.string()))
+    return checked, records.filter(keep), held_rows, erased
+
+
+def _hashed_fields(warehouse: Warehouse, contract: TableContract, origin: dict[str, str]) -> dict[str, str]:
+    """File column → pseudonym kind of the file columns feeding pseudonymised contract columns."""
+    if not warehouse.settings.privacy.hash_personal_data:
+        return {}
+    kinds = HASHED_COLUMNS.get(contract.name, {})
+    return {origin.get(column, column): kind for column, kind in kinds.items()}
+
+
+def set_aside_rejects(contract: TableContract, file: str, held: pa.Table, *, run_at: dt.datetime) -> pa.Table:
+    """Rejects rows for the rows a mapping set aside (excluded by a rule, or an unmapped value)."""
+    n = held.num_rows
+    return pa.table({
+        "table_name": pa.array([contract.name] * n, pa.string()), "file": pa.array([file] * n, pa.string()),
+        "line": held["line"].cast(pa.int64()), "field": held["field"], "value": held["value"],
+        "reason": held["reason"], "record": held["record"],
+        "run_at": pa.array([run_at] * n, pa.timestamp("us", tz="UTC")),
+    }, schema=REJECTS_SCHEMA)
 
 
 def _status_counts(warehouse: Warehouse, rows: ir.Table) -> dict[str, int]:
@@ -343,17 +433,24 @@ def rule_message(code: str, column: Column, value: str | None) -> str:
 
 
 def reject_frame(
-    contract: TableContract, raw: RawFile, rows: pd.DataFrame, *, run_at: dt.datetime
+    contract: TableContract, raw: RawFile, rows: pd.DataFrame, *, run_at: dt.datetime,
+    records: pa.Table | None = None,
 ) -> pa.Table:
-    """One rejects row per failing field of ``rows``, per key conflict and per broken CSV row."""
-    names = raw.table.column_names
+    """One rejects row per failing field of ``rows``, per key conflict and per broken CSV row.
+
+    ``records`` (aligned with ``raw.table``; default ``raw.table``) is what a rejected row shows:
+    the file's own row when ``raw`` was mapped to the contract.
+    """
+    own = raw.table if records is None else records
+    names = own.column_names
     positions = pa.array(rows["_row"].astype("int64"), pa.int64()) if len(rows) else pa.array([], pa.int64())
-    records = raw.table.take(positions).to_pylist()
+    mapped = raw.table.take(positions).to_pylist()
+    records = own.take(positions).to_pylist()
     out: list[dict[str, object]] = []
     base = {"table_name": contract.name, "file": str(raw.path), "run_at": run_at}
-    for row, record in zip(rows.to_dict("records"), records, strict=True):
+    for row, record, values in zip(rows.to_dict("records"), records, mapped, strict=True):
         common = {**base, "line": int(row["_line"]), "record": json.dumps(record, ensure_ascii=False)}
-        for field_name, value, reason in _row_reasons(contract, row, record):
+        for field_name, value, reason in _row_reasons(contract, row, values):
             out.append({**common, "field": field_name, "value": value, "reason": reason})
     for bad in raw.bad_rows:
         record = json.dumps(dict(zip(names, bad.fields, strict=False)) | {"_fields": bad.fields})
@@ -404,8 +501,9 @@ def new_rejects(warehouse: Warehouse, rejects: pa.Table, *, table: str, file: st
 
 def append_log(warehouse: Warehouse, result: IngestResult, sha256: str, *, run_at: dt.datetime) -> None:
     """Record one ingested file in ``ingest_log``."""
+    # excluded rows went to rejects too: the log keeps rows_read = loaded + unchanged + rejected + erased
     row = {"table_name": result.table, "file": result.file, "sha256": sha256, "rows_read": result.rows_read,
-           "loaded": result.loaded, "unchanged": result.unchanged, "rejected": result.rejected,
+           "loaded": result.loaded, "unchanged": result.unchanged, "rejected": result.rejected + result.excluded,
            "ingested_at": run_at}
     warehouse.write(INGEST_LOG, small_table(pa.Table.from_pylist([row], schema=LOG_SCHEMA)), mode="append")
 
