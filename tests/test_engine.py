@@ -73,3 +73,27 @@ def test_scratch_tables_join_and_vanish_on_every_engine(warehouse: Warehouse) ->
         assert joined[["name", "score"]].values.tolist() == [["b", 0.5], ["c", 0.25]]
         name = scores.get_name()
     assert name not in warehouse.list_tables() and set(warehouse.list_tables()) == before
+
+
+def test_written_tables_have_one_schema_on_every_engine(warehouse: Warehouse) -> None:
+    """Literal arithmetic and integer literals come out float64 and int64, instants keep their zone.
+
+    Spark types ``1 - x / 3`` as a decimal (``decimal(16,16)`` cannot hold 1.0) and ``3`` as
+    int32; Ibis reads Spark's TIMESTAMP as naive. patron's tables are the same on both.
+    """
+    import datetime as dt
+
+    import ibis
+
+    frame = pd.DataFrame({"x": [0.0, 1.5], "at": pd.to_datetime(["2024-01-01", "2024-06-30"], utc=True)})
+    warehouse.write("base", frame)
+    base = warehouse.table("base")
+    warehouse.write("typed", base.mutate(margin=ibis.literal(1) - ibis.literal(1) / ibis.literal(3) * 0,
+                                         ratio=base.x.cast("decimal(10, 2)") / 3, months=ibis.literal(12),
+                                         day=ibis.literal(dt.date(2024, 1, 1))))
+    schema = warehouse.table("typed").schema()
+    assert schema["margin"].is_float64() and schema["ratio"].is_float64(), schema
+    assert schema["months"].is_int64(), schema
+    assert schema["at"].is_timestamp() and schema["at"].timezone == "UTC", schema
+    assert schema["day"].is_date(), schema
+    assert warehouse.to_pandas(warehouse.table("typed")).margin.tolist() == [1.0, 1.0]

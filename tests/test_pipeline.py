@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,18 +29,24 @@ COMPARED = {"identity_map": ("source", "customer_id"), "rfm": ("customer_key",),
             "scores": ("customer_key",)}
 
 
-def run_chain(settings: Settings, data: Path) -> dict[str, pd.DataFrame]:
+def run_chain(settings: Settings, data: Path) -> tuple[dict[str, pd.DataFrame], dict[str, ibis.Schema]]:
+    """The chain's compared tables, and the schema of every table it wrote."""
     results = pipeline.ingest(settings, [data])
     assert all(r.rejected == 0 for r in results), [(r.table, r.rejected) for r in results]
     pipeline.require_quality(pipeline.validate(settings))
     pipeline.resolve(settings)
     pipeline.summarise(settings)
     pipeline.features(settings)
+    pipeline.backtest(settings)
     pipeline.fit(settings)
     pipeline.score(settings)
+    pipeline.segments(settings)
     with connect(settings) as warehouse:
-        return {name: warehouse.to_pandas(warehouse.table(name)).sort_values(list(key)).reset_index(drop=True)
-                for name, key in COMPARED.items()}
+        frames = {name: warehouse.to_pandas(warehouse.table(name)).sort_values(list(key)).reset_index(drop=True)
+                  for name, key in COMPARED.items()}
+        schemas = {name: warehouse.table(name).schema() for name in warehouse.list_tables()
+                   if not name.startswith(("__splink", "patron_"))}
+    return frames, schemas
 
 
 def assert_same_frames(left: pd.DataFrame, right: pd.DataFrame, name: str) -> None:
@@ -65,16 +72,25 @@ def test_the_whole_chain_gives_the_same_tables_on_duckdb_and_spark(
     retailer_dir: Path, tmp_path: Path, spark_home: Path
 ) -> None:
     """ingest → validate → resolve → summarise → features → fit → score, once per engine."""
-    duck = run_chain(settings_for("duckdb", tmp_path / "duck"), retailer_dir)
+    duck, duck_schemas = run_chain(settings_for("duckdb", tmp_path / "duck"), retailer_dir)
     spark_settings = settings_for("spark", tmp_path, spark_home)
     try:
-        spark = run_chain(spark_settings, retailer_dir)
+        spark, spark_schemas = run_chain(spark_settings, retailer_dir)
     finally:
         session = connect(spark_settings).con._session
         session.sql(f"DROP DATABASE IF EXISTS {spark_settings.spark.database} CASCADE")
     assert len(duck["rfm"]) > 300 and duck["car"].shape[1] > 200
     for name in COMPARED:
         assert_same_frames(duck[name], spark[name], name)
+    # one schema per table, whatever the engine: no decimals, 32-bit integers or lost time zones
+    assert {"scores", "segments", "backtests", "car", "orders"} <= set(duck_schemas)
+    assert set(duck_schemas) <= set(spark_schemas)
+    differences = {f"{table}.{column}": (str(dtype), str(spark_schemas[table].get(column)))
+                   for table, schema in duck_schemas.items() for column, dtype in schema.items()
+                   if str(spark_schemas[table].get(column)).replace(", 6)", ")") != str(dtype).replace(", 6)", ")")}
+    assert not differences
+    assert duck_schemas["scores"]["scored_at"].timezone == "UTC"
+    assert duck_schemas["scores"]["expected_margin"].is_float64()
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:

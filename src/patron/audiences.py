@@ -91,7 +91,7 @@ def audience_base(warehouse: Warehouse, settings: Settings, *, horizon: int | No
     base = _add_columns(warehouse.table("segments").drop("clv"), warehouse.table("scores"))
     if warehouse.has_table("car"):
         base = _add_columns(base, latest_record(warehouse.table("car")))
-    consent = consent_by_key(warehouse.table("identity_map"), warehouse.table("customers"))
+    consent = consent_by_key(warehouse.table("identity_map"), warehouse.input_table("customers"))
     base = _add_columns(base, consent)
     market = (base.preferred_country.fill_null(base.home_country) if "preferred_country" in base.columns
               else ibis.null("string"))

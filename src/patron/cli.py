@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,12 +56,24 @@ class RichReporter(pipeline.Reporter):
         self.progress.update(task_id, completed=total if total is not None else 1, total=total or 1)
 
 
+class NoteReporter(pipeline.Reporter):
+    """Notes on standard error (stdout stays the command's result), for steps without a progress bar."""
+
+    def show_note(self, message: str) -> None:
+        err_console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def progress_reporter() -> Iterator[RichReporter]:
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        yield RichReporter(progress)
+        try:
+            yield RichReporter(progress)
+        except BaseException:
+            for task_id in list(progress.task_ids):  # no stalled "0/1" line left above the error
+                progress.remove_task(task_id)
+            raise
 
 
 def _shown(path: Path) -> Path:
@@ -78,11 +91,23 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """patron's own errors become one clear line and a non-zero exit."""
+    """patron's own errors become one clear line and a non-zero exit; so does anything else.
+
+    An error patron did not foresee is a bug, but the user still gets one line naming it
+    (and the traceback with ``PATRON_DEBUG=1``), never a page of a library's internals.
+    """
     try:
         yield
     except PatronError as exc:
         raise _fail(str(exc)) from None
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if os.environ.get("PATRON_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise _fail(f"unexpected {type(exc).__name__}: {first} (a bug in patron: please report it; "
+                    "PATRON_DEBUG=1 shows the traceback)") from None
 
 
 def _project(project: Path | None) -> Path:
@@ -93,11 +118,16 @@ def _project(project: Path | None) -> Path:
 def init(
     directory: Annotated[Path, typer.Argument(help="Project folder (created if missing).")] = Path("."),
     engine: Annotated[str, typer.Option(help=f"One of {', '.join(ENGINES)}.")] = "duckdb",
+    from_file: Annotated[Path | None, typer.Option(
+        "--from", help="An export to map: patron.toml gets a proposed [[sources]] entry for it.")] = None,
 ) -> None:
-    """Write patron.toml and an empty warehouse."""
-    with _errors():
-        settings = pipeline.init_project(directory, engine=engine)
+    """Write patron.toml and an empty warehouse (with --from, a proposed mapping of FILE)."""
+    with _errors(), progress_reporter() as reporter:
+        settings = pipeline.init_project(directory, engine=engine, from_file=from_file, reporter=reporter)
     console.print(f"Created {directory / 'patron.toml'} (engine = {settings.engine}).")
+    for source in settings.sources:
+        console.print(f"Source [bold]{source.name}[/]: check the proposal in patron.toml, then run "
+                      f"`patron ingest` to load {source.path}.", highlight=False)
 
 
 @app.command()
@@ -118,7 +148,9 @@ def generate(
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="CSV or Parquet files, or folders of them.")],
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="CSV, Excel or Parquet files, or folders of them; none: every [[sources]] entry of patron.toml.",
+        show_default=False)] = None,
     table: Annotated[str | None, typer.Option(help="Contract table; default: from the file name.")] = None,
     project: ProjectOption = None,  # type: ignore[assignment]
 ) -> None:
@@ -126,21 +158,24 @@ def ingest(
     with _errors():
         settings = load_settings(_project(project))
         with progress_reporter() as reporter:
-            results = pipeline.ingest(settings, paths, table=table, reporter=reporter)
+            results = pipeline.ingest(settings, paths or [], table=table, reporter=reporter)
     console.print(ingest_table(results))
 
 
 def ingest_table(results: list) -> Table:
     table = Table(title="Ingest")
     erased = any(r.erased for r in results)  # rows of persons in erasure_log (see patron.privacy)
-    columns = ("table", "file", "read", "loaded", "unchanged", "rejected") + (("erased",) if erased else ())
+    excluded = any(getattr(r, "excluded", 0) for r in results)  # rows an exclude rule of a source matched
+    columns = ("table", "file", "read", "loaded", "unchanged", "rejected") + (("excluded",) if excluded else ()) \
+        + (("erased",) if erased else ())
     for column in columns:
         table.add_column(column, justify="right" if column not in ("table", "file") else "left")
     for r in results:
         note = " (already ingested)" if r.skipped_file else ""
         rejected = f"[red]{r.rejected:,}[/]" if r.rejected else "0"
         table.add_row(r.table, Path(r.file).name + note, f"{r.rows_read:,}", f"{r.loaded:,}",
-                      f"{r.unchanged:,}", rejected, *((f"{r.erased:,}",) if erased else ()))
+                      f"{r.unchanged:,}", rejected, *((f"{r.excluded:,}",) if excluded else ()),
+                      *((f"{r.erased:,}",) if erased else ()))
     return table
 
 
@@ -271,18 +306,30 @@ def backtest(
 
 
 def backtest_table(run: pipeline.BacktestRun) -> Table:
+    """One row per model; a model that did not fit is a row with its reason, fit warnings (*) go below."""
+    from rich.text import Text  # reasons and warnings hold brackets that are not markup
+
     result = run.result
     title = (f"Backtest {run.run_id}: calibration to {result.calibration_end}, holdout to {result.holdout_end}, "
              f"{result.n_customers:,} customers")
-    table = Table(title=title)
-    for column in ("model", "predicted", "actual", "error", "MAE", "RMSE", "Gini", "Spearman"):
-        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=column == "model")
+    table = Table(title=title, caption_justify="left")
+    noted = bool(result.failures or result.warnings)
+    for column in ("model", "predicted", "actual", "error", "MAE", "RMSE", "Gini", "Spearman", "note")[:8 + noted]:
+        table.add_column(column, justify="left" if column in ("model", "note") else "right",
+                         no_wrap=column == "model")
     champion = result.champion
     for name, frame in result.summary_frame().iterrows():
-        label = f"[bold]{name} (champion)[/]" if name == champion else str(name)
-        table.add_row(label, f"{frame.predicted_total:,.0f}", f"{frame.actual_total:,.0f}",
-                      f"{frame.total_error_relative:+.1%}", f"{frame.mae:.3f}", f"{frame.rmse:.3f}",
-                      f"{frame.gini:.3f}", f"{frame.spearman:.3f}")
+        label = f"{name} (champion)" if name == champion else str(name)
+        label = label + " *" if name in result.warnings else label
+        note = ["fit warning, see *"] if name in result.warnings else [""]
+        table.add_row(f"[bold]{label}[/]" if name == champion else label, f"{frame.predicted_total:,.0f}",
+                      f"{frame.actual_total:,.0f}", f"{frame.total_error_relative:+.1%}", f"{frame.mae:.3f}",
+                      f"{frame.rmse:.3f}", f"{frame.gini:.3f}", f"{frame.spearman:.3f}", *note[:noted])
+    for name, reason in result.failures.items():
+        table.add_row(name, *["-"] * 7, Text(f"did not fit: {reason}"))
+    if result.warnings:
+        table.caption = Text("\n".join(f"* {name}: {line}" for name, lines in result.warnings.items()
+                                       for line in lines))
     return table
 
 
@@ -301,13 +348,23 @@ def fit(
 
 
 def models_table(models) -> Table:
-    table = Table(title=f"Models {models.model_id}")
+    """The fitted parameters (at bound / not identified ones marked), fit warnings (*) below, the margin in words."""
+    from rich.text import Text  # warnings hold brackets that are not markup
+
+    table = Table(title=f"Models {models.model_id}", caption_justify="left")
     for column in ("model", "parameters", "log-likelihood"):
         table.add_column(column)
+    warned = []
     for component in (models.purchase, models.spend):
-        params = ", ".join(f"{k}={v:.4g}" for k, v in component.params_.items())
-        table.add_row(type(component).__name__, params, f"{component.log_likelihood_:,.1f}")
-    table.add_row("KeptMargin", ", ".join(f"{k}={v:.4g}" for k, v in models.margin.params_.items()), "")
+        notes = getattr(component, "parameter_notes_", {})
+        params = ", ".join(f"{k}={v:.4g}" + (f" ({notes[k]})" if notes.get(k) else "")
+                           for k, v in component.params_.items())
+        lines = list(getattr(component, "fit_warnings_", []))
+        warned += lines
+        table.add_row(type(component).__name__ + (" *" if lines else ""), params, f"{component.log_likelihood_:,.1f}")
+    table.add_row("KeptMargin", models.margin.describe(), "")
+    if warned:
+        table.caption = Text("\n".join(f"* {line}" for line in warned))
     return table
 
 
@@ -372,7 +429,7 @@ def audiences_list(project: ProjectOption = None) -> None:  # type: ignore[assig
     """The defined audiences, one name a line first, then their sizes."""
     with _errors():
         settings = load_settings(_project(project))
-        frame = pipeline.audiences(settings)
+        frame = pipeline.audiences(settings, reporter=NoteReporter())
     for name in frame["name"]:
         console.print(name, highlight=False)
     console.print(frame_table(frame, title="Audiences (members: with marketing consent)"))

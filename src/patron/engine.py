@@ -60,6 +60,19 @@ class Warehouse:
             raise EngineError("table does not exist in the warehouse", table=name)
         return self.con.table(name)
 
+    def input_table(self, name: str) -> ir.Table:
+        """Contract table ``name``, or an empty one of its schema when it was never loaded.
+
+        Only ``orders`` and ``order_lines`` are required; a step reading an optional table
+        (customers, returns...) reads it empty rather than failing.
+        """
+        from patron.contract import contract_table
+
+        if self.has_table(name):
+            return self.table(name)
+        schema = contract_table(name).schema()
+        return ibis.memtable(schema.to_pyarrow().empty_table(), schema=schema)
+
     def to_pandas(self, expr: ir.Expr) -> pd.DataFrame:
         """Run ``expr`` and return a DataFrame with timestamps in UTC on every engine."""
         try:
@@ -94,6 +107,7 @@ class Warehouse:
         staging = f"{name}__staging_{uuid.uuid4().hex[:8]}"
         try:
             self.con.create_table(staging, obj)
+            staging = self._with_patron_types(staging)
             self._swap(staging, name)
         except Exception as exc:
             if self.has_table(staging):
@@ -102,7 +116,11 @@ class Warehouse:
 
     def _engine_object(self, obj: TableLike) -> TableLike:
         """``obj`` in the form the engine loads best; DuckDB takes frames and Arrow as they are."""
-        return obj
+        return patron_types(obj) if isinstance(obj, ir.Table) else obj
+
+    def _with_patron_types(self, name: str) -> str:
+        """The table holding ``name``'s rows in patron's column types; DuckDB's are already."""
+        return name
 
     @contextmanager
     def scratch(self, obj: TableLike) -> Iterator[ir.Table]:
@@ -215,12 +233,27 @@ class SparkWarehouse(Warehouse):
         (Through pandas, Spark may store a missing text value as the string 'NaN'.)
         """
         if isinstance(obj, ir.Table):
-            return obj
+            return patron_types(obj)
         arrow = pa.Table.from_pandas(obj, preserve_index=False) if isinstance(obj, pd.DataFrame) else obj
         view = f"patron_load_{uuid.uuid4().hex[:12]}"
         session = self.con._session
         session.createDataFrame(arrow).createOrReplaceTempView(view)
         return self.con.table(view)
+
+    def _with_patron_types(self, name: str) -> str:
+        """Rewrite a just-written table whose columns Spark typed its own way (decimals, int32).
+
+        Ibis believes ``1 - x / y`` is a float64 and casts nothing; Spark decides at run
+        time, so the stored schema is read back and corrected once, only when it differs.
+        """
+        written = self.con.table(name)
+        typed = patron_types(written)
+        if typed is written:
+            return name
+        fixed = f"{name}_t"
+        self.con.create_table(fixed, typed)
+        self.con.drop_table(name)
+        return fixed
 
     @contextmanager
     def scratch(self, obj: TableLike) -> Iterator[ir.Table]:
@@ -231,6 +264,38 @@ class SparkWarehouse(Warehouse):
         finally:
             if not isinstance(obj, ir.Table):
                 self.con._session.catalog.dropTempView(table.get_name())
+
+
+def patron_types(table: ir.Table) -> ir.Table:
+    """``table`` with engine-chosen numeric types cast to patron's: float64 and int64 only.
+
+    Engines type literals their own way: DuckDB makes ``12`` an int8, Spark makes it an
+    int32 and types literal arithmetic in decimals (``1 - x/y`` can come out
+    ``decimal(16,16)``, which cannot even hold 1.0). Every stored table has one schema,
+    whatever the engine.
+    """
+    casts: dict[str, str] = {}
+    for name, dtype in table.schema().items():
+        if dtype.is_decimal() or dtype.is_float32():
+            casts[name] = "float64"
+        elif dtype.is_integer() and not dtype.is_int64():
+            casts[name] = "int64"
+    return table.cast(casts) if casts else table
+
+
+def _spark_timestamps_are_instants() -> None:
+    """Have Ibis read Spark's ``TIMESTAMP`` as ``timestamp('UTC')``, as DuckDB's ``TIMESTAMPTZ`` reads.
+
+    Spark's ``TIMESTAMP`` is an instant (its local-time twin is ``TIMESTAMP_NTZ``) and
+    patron's sessions run in UTC, but Ibis 12 maps both to a naive timestamp, so a
+    table written as ``timestamp('UTC')`` read back without its zone. Writes are unchanged.
+    """
+    from ibis.backends.pyspark import datatypes
+
+    def instant(nullable: bool = True) -> Any:
+        return ibis.expr.datatypes.Timestamp(timezone="UTC", nullable=nullable)
+
+    datatypes._from_pyspark_dtypes[datatypes.pt.TimestampType] = instant
 
 
 def spark_session(settings: Settings) -> Any:
@@ -299,6 +364,7 @@ def connect(settings: Settings) -> Warehouse:
         database = check_table_name(settings.spark.database)
         session.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
         session.catalog.setCurrentDatabase(database)
+        _spark_timestamps_are_instants()
         return SparkWarehouse(ibis.pyspark.connect(session), settings)
     raise EngineError(f"unknown engine {settings.engine!r}")
 

@@ -100,7 +100,7 @@ def _latest(records: ir.Table, column: str) -> ir.Table:
 
 def contact_details(warehouse: Warehouse, keys: ir.Table) -> ir.Table:
     """(customer_key, email, phone, phone_country, country, zip) for each key of ``keys``, one row each."""
-    ids, customers = warehouse.table("identity_map"), warehouse.table("customers")
+    ids, customers = warehouse.table("identity_map"), warehouse.input_table("customers")
     joined = ids.join(customers, ["source", "customer_id"])
     records = joined.select("customer_key", "source", "customer_id", "signup_at",
                             email=normalise_email(joined.email),

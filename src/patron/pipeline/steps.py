@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from patron.config import Settings, load_settings, write_default_config
+from patron.config import Settings, SourceMapping, load_settings, write_default_config
 from patron.engine import Warehouse, connect
 from patron.errors import PatronError, QualityError
 
@@ -65,9 +65,23 @@ def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
             warehouse.close()
 
 
-def init_project(project_dir: Path, *, engine: str = "duckdb") -> Settings:
-    """Write ``patron.toml`` in ``project_dir`` and create its empty warehouse."""
-    write_default_config(project_dir, engine=engine)
+def init_project(project_dir: Path, *, engine: str = "duckdb", from_file: Path | None = None,
+                 reporter: Reporter | None = None) -> Settings:
+    """Write ``patron.toml`` in ``project_dir`` and create its empty warehouse.
+
+    With ``from_file``, ``patron.toml`` also gets a proposed ``[[sources]]`` mapping of the
+    file (:func:`patron.transforms.propose.propose_source`); what was guessed, and what
+    was not, goes to ``reporter`` as notes.
+    """
+    sources = ""
+    if from_file is not None:
+        from patron.transforms.propose import propose_source
+
+        proposal = propose_source(from_file, project_dir=project_dir)
+        sources = proposal.toml
+        for line in proposal.summary:
+            (reporter or Reporter()).note(line)
+    write_default_config(project_dir, engine=engine, sources=sources)
     settings = load_settings(project_dir)
     with open_warehouse(settings):
         pass
@@ -86,15 +100,23 @@ def generate(customers: int, out_dir: Path, *, seed: int = 42, fmt: str = "parqu
 
 # -- ingest ---------------------------------------------------------------------------
 def expand_paths(paths: Sequence[Path]) -> list[Path]:
-    """Files named directly, and the contract-table files inside named folders."""
+    """Files named directly, and the contract-table files inside named folders.
+
+    A folder contributes the files of the suffixes ``read_raw`` reads (CSV, TSV, TXT,
+    Excel, Parquet) whose names tell a contract table; a path that does not exist is
+    an error here, before any file is read.
+    """
     from patron.contract import CONTRACT
     from patron.transforms.ingest import table_for_path
+    from patron.transforms.readers import SUFFIXES
 
     files: list[Path] = []
     for path in paths:
+        if not path.exists():
+            raise PatronError(f"{path}: no such file or folder")
         if path.is_dir():
             for child in sorted(path.iterdir()):
-                if child.suffix.lower() not in (".csv", ".parquet") or child.name.startswith("truth_"):
+                if child.suffix.lower() not in SUFFIXES or child.name.startswith(("truth_", "~$")):
                     continue
                 try:
                     table_for_path(child)
@@ -115,21 +137,68 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
     return sorted(files, key=rank)
 
 
-def ingest(settings: Settings, paths: Sequence[Path], *, table: str | None = None,
+def ingest(settings: Settings, paths: Sequence[Path] = (), *, table: str | None = None,
            reporter: Reporter | None = None) -> list:
-    """Load each file into its contract table; bad rows go to ``rejects``."""
+    """Load each file into its contract table; bad rows go to ``rejects``.
+
+    With no ``paths``, every ``[[sources]]`` entry of ``patron.toml`` is ingested through
+    its mapping. A named file or folder that is a configured source's path (or a file
+    in its folder) is read with that source's mapping; any other file as named.
+    """
     from patron.transforms.ingest import ingest_file
 
     reporter = reporter or Reporter()
-    files = expand_paths(paths)
-    if not files:
+    jobs = _ingest_jobs(settings, paths)
+    if not jobs:
         raise PatronError("no CSV or Parquet files of contract tables found in "
                           + ", ".join(str(p) for p in paths))
     results = []
-    with open_warehouse(settings) as warehouse, reporter.task("Ingesting", total=len(files)) as advance:
-        for file in files:
-            results.append(ingest_file(warehouse, file, table=table))
+    with open_warehouse(settings) as warehouse, reporter.task("Ingesting", total=len(jobs)) as advance:
+        for file, source in jobs:
+            if source is None:
+                results.append(ingest_file(warehouse, file, table=table))
+            else:
+                results.extend(_ingest_mapped(warehouse, file, source, reporter))
             advance(1)
+    return results
+
+
+def _ingest_jobs(settings: Settings, paths: Sequence[Path]) -> list[tuple[Path, SourceMapping | None]]:
+    """Each file to ingest with the source mapping it is read through (None: a contract-named file)."""
+    from patron.transforms.mapping import source_files
+
+    if not paths:
+        if not settings.sources:
+            raise PatronError("no path given and no [[sources]] in patron.toml: name files to ingest, or map "
+                              "your exports in patron.toml (`patron init --from FILE` proposes a mapping)")
+        return [(f, s) for s in settings.sources for f in source_files(s, settings.project_dir)]
+    by_path = {s.resolved_path(settings.project_dir).resolve(): s for s in settings.sources}
+    jobs: list[tuple[Path, SourceMapping | None]] = []
+    plain: list[Path] = []
+    for path in paths:
+        here = path.resolve()
+        source = (by_path.get(here) or by_path.get(here.parent)) if path.is_file() else by_path.get(here)
+        if source is None:
+            plain.append(path)
+        elif path.is_dir():
+            jobs += [(f, source) for f in source_files(source, settings.project_dir)]
+        else:
+            jobs.append((path, source))
+    return jobs + [(f, None) for f in expand_paths(plain)] if plain else jobs
+
+
+def _ingest_mapped(warehouse: Warehouse, file: Path, source: SourceMapping, reporter: Reporter) -> list:
+    """One file of a configured source: read, mapped to the contract, each table ingested."""
+    from patron.transforms.ingest import ingest_raw
+    from patron.transforms.mapping import apply_mapping, read_source
+
+    results = []
+    for mapped in apply_mapping(read_source(file, source), source):
+        result = ingest_raw(warehouse, mapped.raw, mapped.table, records=mapped.records,
+                            set_aside=mapped.set_aside, origin=mapped.origin)
+        for warning in [] if result.skipped_file else result.warnings:
+            reporter.note(warning)
+        results.append(result)
     return results
 
 
@@ -162,14 +231,22 @@ class ResolveResult:
 
 
 def resolve(settings: Settings, *, reporter: Reporter | None = None) -> ResolveResult:
-    """Resolve customer records and orders to persons: ``identity_map`` and ``order_keys``."""
+    """Resolve customer records and orders to persons: ``identity_map`` and ``order_keys``.
+
+    Only ``orders`` is needed: without a ``customers`` table each account on the orders is
+    one person. What was skipped (no customers table, probabilistic matching) is noted.
+    """
     from patron.transforms.identity import resolve_identities
 
     reporter = reporter or Reporter()
     with open_warehouse(settings) as warehouse, reporter.task("Resolving identities", total=1) as advance:
-        resolve_identities(warehouse.table("customers"), warehouse.table("orders"),
-                           settings=settings.identity, backend=warehouse,
-                           identity_map_name=IDENTITY_MAP, order_keys_name=ORDER_KEYS)
+        if not warehouse.has_table("orders"):
+            raise PatronError("there is no orders table in the warehouse; run `patron ingest` first")
+        customers = warehouse.table("customers") if warehouse.has_table("customers") else None
+        result = resolve_identities(customers, warehouse.table("orders"), settings=settings.identity,
+                                    backend=warehouse, identity_map_name=IDENTITY_MAP, order_keys_name=ORDER_KEYS)
+        for message in result.notes:
+            reporter.note(message)
         advance(1)
         identity = warehouse.table(IDENTITY_MAP)
         keys = warehouse.table(ORDER_KEYS)
@@ -218,8 +295,8 @@ def summarise(settings: Settings, *, observation_end: dt.date | None = None,
     reporter = reporter or Reporter()
     unit_days = settings.model.unit_days
     with open_warehouse(settings) as warehouse, reporter.task("Summarising", total=3) as advance:
-        tables = {name: _table_or_empty(warehouse, name)
-                  for name in ("orders", "order_lines", "returns", "order_costs", "fx_rates")}
+        tables, _ = input_tables(warehouse, ("orders", "order_lines", "returns", "order_costs", "fx_rates"),
+                                 reporter)
         times = tables["orders"].select("ordered_at")
         if warehouse.has_table(ORDER_EVENTS):  # orders posted to the service count for the end too
             times = times.union(warehouse.table(ORDER_EVENTS).select("ordered_at").cast(times.schema()))
@@ -230,6 +307,8 @@ def summarise(settings: Settings, *, observation_end: dt.date | None = None,
         if warehouse.has_table(ORDER_KEYS):
             keyed = resolved_customer_key(values, warehouse.table(ORDER_KEYS))
         else:  # before `patron resolve`: the best identifier each order carries
+            reporter.note("identities are not resolved: customers are counted by each order's own id, "
+                          "e-mail or loyalty id (one person may count twice); run `patron resolve` first")
             keyed = provisional_customer_key(values)
         if warehouse.has_table(ORDER_EVENTS):  # orders posted to the service since the files
             events = warehouse.table(ORDER_EVENTS)
@@ -264,15 +343,41 @@ def summarise(settings: Settings, *, observation_end: dt.date | None = None,
         )
 
 
-def _table_or_empty(warehouse: Warehouse, name: str) -> ir.Table:
-    """The warehouse table, or an empty one of the contract's schema when not loaded."""
-    from patron.contract import contract_table
+#: What a step goes without when an optional input holds no data, in the user's words.
+MISSING_INPUT_NOTES: dict[str, str] = {
+    "customers": "no customer records: demographic, consent and sign-up features are NULL",
+    "products": "no products table: category, material and collection features are NULL",
+    "returns": "no returns table: GP2 counts no refunds, and return features are NULL",
+    "order_costs": "no order_costs table: GP2 counts no shipping, payment or handling costs",
+    "engagement_events": "no engagement events: engagement features are NULL",
+    "surveys": "no survey answers: NPS and CSAT features are NULL",
+}
+EMPTY_COLUMN_NOTES: dict[tuple[str, str], str] = {
+    ("order_lines", "unit_cost"): "order_lines.unit_cost is empty: GP2 counts no cost of goods",
+    ("order_lines", "discount"): "order_lines.discount is empty: no order counts a discount",
+}
 
-    if warehouse.has_table(name):
-        return warehouse.table(name)
-    schema = contract_table(name).schema()
-    empty = ibis.memtable({col: [] for col in schema.names}, schema=schema)
-    return empty
+
+def input_tables(warehouse: Warehouse, names: Sequence[str],
+                 reporter: Reporter) -> tuple[dict[str, ir.Table], set[str]]:
+    """The contract tables ``names`` (empty ones where absent), and those holding no rows.
+
+    Only ``orders`` and ``order_lines`` are required; for every optional table without
+    data, and every optional column with no value, the reporter gets a note saying what
+    the step goes without.
+    """
+    tables = {name: warehouse.input_table(name) for name in names}
+    missing = {name for name, table in tables.items() if not warehouse.has_table(name) or warehouse.count(table) == 0}
+    if {"orders", "order_lines"} & missing:
+        raise PatronError("there are no orders in the warehouse; run `patron ingest` first")
+    for name in sorted(missing & set(MISSING_INPUT_NOTES)):
+        reporter.note(MISSING_INPUT_NOTES[name])
+    for (table, column), message in EMPTY_COLUMN_NOTES.items():
+        if table in tables and table not in missing:
+            present = tables[table][column].notnull().any()
+            if not warehouse.con.execute(present):
+                reporter.note(message)
+    return tables, missing
 
 
 # -- features -------------------------------------------------------------------------
@@ -300,8 +405,11 @@ def features(settings: Settings, *, as_of: dt.date | None = None, reporter: Repo
 
     reporter = reporter or Reporter()
     with open_warehouse(settings) as warehouse, reporter.task("Building the customer record", total=2) as advance:
-        tables = {name: _table_or_empty(warehouse, name) for name in INPUT_TABLES}
+        tables, missing = input_tables(warehouse, INPUT_TABLES, reporter)
         tables |= {name: warehouse.table(name) for name in IDENTITY_TABLES if warehouse.has_table(name)}
+        if len(tables) == len(INPUT_TABLES):
+            reporter.note("identities are not resolved: the record is keyed by each order's own ids; "
+                          "run `patron resolve` first")
         day = as_of or observation_end_for(settings, tables["orders"], warehouse) + dt.timedelta(days=1)
         scratch: list[str] = []
 
@@ -312,7 +420,7 @@ def features(settings: Settings, *, as_of: dt.date | None = None, reporter: Repo
 
         try:
             car = build_car(tables, as_of=day, reporting_currency=settings.reporting_currency,
-                            materialise=materialise)
+                            materialise=materialise, missing=missing)
             advance(1)
             _write_dated(warehouse, CAR, car, day)
         finally:
@@ -441,12 +549,17 @@ def segments(settings: Settings) -> dict[str, pd.DataFrame]:
                 for column in ("value_tier", "rfm_segment", "lifecycle_stage")}
 
 
-def audiences(settings: Settings) -> pd.DataFrame:
+def audiences(settings: Settings, *, reporter: Reporter | None = None) -> pd.DataFrame:
     """Every defined audience with its size, the members without consent left out."""
     from patron.audiences import audience_counts, list_audiences
 
+    reporter = reporter or Reporter()
     rows = []
     with open_warehouse(settings) as warehouse:
+        consent = warehouse.input_table("customers").marketing_consent
+        if not warehouse.con.execute(consent.notnull().any()):
+            reporter.note("no marketing consent recorded (customers.marketing_consent): every customer counts "
+                          "as not consenting, so audiences have no members to export")
         for audience in list_audiences(settings):
             counts = audience_counts(warehouse, settings, audience.name)
             rows.append({"name": audience.name, "description": audience.description, "matched": counts.matched,

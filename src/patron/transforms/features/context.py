@@ -37,6 +37,14 @@ PER_CUSTOMER_SOURCES = ("rfm",)
 INPUT_TABLES = ("orders", "order_lines", "returns", "order_costs", "fx_rates", "products", "customers",
                 "engagement_events", "surveys")
 IDENTITY_TABLES = ("identity_map", "order_keys")
+#: Optional contract tables some features cannot be computed without: the table each
+#: row source reads, and the source columns that come from another table. A feature
+#: reading them is NULL (not 0) when the table is absent or empty: "no data", not "none".
+SOURCE_TABLES: dict[str, str] = {"events": "engagement_events", "surveys": "surveys", "records": "customers"}
+COLUMN_TABLES: dict[str, str] = {
+    "category": "products", "material": "products", "collection": "products",
+    "returned_quantity": "returns", "refunds": "returns", "return_handling": "returns",
+}
 #: Customer-record columns taken from the latest record that states them.
 STATED_COLUMNS = ("gender", "country", "birth_year", "marketing_consent")
 
@@ -186,5 +194,5 @@ def build_sources(tables: Mapping[str, ir.Table], *, as_of: dt.date, reporting_c
     }
 
 
-__all__ = ["IDENTITY_TABLES", "INPUT_TABLES", "PER_CUSTOMER_SOURCES", "ROW_SOURCES", "SEASONS", "Materialise",
-           "as_of_date", "build_sources"]
+__all__ = ["COLUMN_TABLES", "IDENTITY_TABLES", "INPUT_TABLES", "PER_CUSTOMER_SOURCES", "ROW_SOURCES", "SEASONS",
+           "SOURCE_TABLES", "Materialise", "as_of_date", "build_sources"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from patron.transforms.features.expressions import PERIODS
 from patron.transforms.features.lifecycle import ACTIVE_DAYS, LAPSED_DAYS, NEW_DAYS
-from patron.transforms.features.registry import Feature, features_by_group, registry
+from patron.transforms.features.registry import Feature, features_by_group, registry, required_tables
 from patron.transforms.features.seasons import SEASONS
 
 GROUP_TITLES: dict[str, str] = {
@@ -55,6 +55,10 @@ def _intro() -> list[str]:
         "  features are computed from other features of the record, named in the definition.",
         "- **Missing data**: sums and counts are 0 for a customer without rows; latest values,",
         "  means, ratios with a zero denominator and days-since without an event are NULL.",
+        "- **Optional tables**: only `orders` and `order_lines` are required. The `needs` column",
+        "  names the optional tables a feature is computed from; when one of them is absent or",
+        "  empty the feature is NULL for every customer (unknown, not zero), and `patron",
+        "  features` says which tables it went without.",
         f"- **Lifecycle stage**: new ≤ {NEW_DAYS} days since the first order; active ≤ {ACTIVE_DAYS}",
         f"  days since the last; lapsing ≤ {LAPSED_DAYS}; lapsed beyond; reactivated when the",
         f"  customer came back after more than {LAPSED_DAYS} days and that was ≤ {ACTIVE_DAYS} days ago.",
@@ -72,9 +76,11 @@ def _summary() -> list[str]:
 
 
 def _table(features: list[Feature]) -> list[str]:
-    lines = ["| feature | type | source | definition | description |", "|---|---|---|---|---|"]
+    lines = ["| feature | type | source | needs | definition | description |", "|---|---|---|---|---|---|"]
     for f in features:
-        lines.append(f"| `{f.name}` | {f.dtype} | {f.source} | {_cell(f.definition)} | {_cell(f.description)} |")
+        needs = ", ".join(sorted(required_tables(f.name)))
+        lines.append(f"| `{f.name}` | {f.dtype} | {f.source} | {needs} | {_cell(f.definition)} "
+                     f"| {_cell(f.description)} |")
     return lines
 
 

@@ -28,9 +28,13 @@ import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
+from patron.contract import CONTRACT
 from patron.transforms.features.context import (
+    COLUMN_TABLES,
+    INPUT_TABLES,
     PER_CUSTOMER_SOURCES,
     ROW_SOURCES,
+    SOURCE_TABLES,
     Materialise,
     as_of_date,
     build_sources,
@@ -186,6 +190,32 @@ def dependencies(name: str) -> frozenset[str]:
     return frozenset(fields - {"customer_key", "as_of_date"})
 
 
+@cache
+def _source_schemas() -> dict[str, ibis.Schema]:
+    """The columns of every CAR source, from the sources built over unbound contract tables."""
+    tables = {name: ibis.table(CONTRACT[name].schema(), name=name) for name in INPUT_TABLES}
+    sources = build_sources(tables, as_of=as_of_date("2000-01-01"))
+    return {name: table.schema() for name, table in sources.items()}
+
+
+@cache
+def required_tables(name: str) -> frozenset[str]:
+    """The optional contract tables feature ``name`` cannot be computed without.
+
+    A row source's own table (``engagement_events``, ``surveys``, ``customers``), the
+    tables of the source columns its expression reads (a product's category needs
+    ``products``, returned units need ``returns``), and for a derived feature what the
+    features it reads need. :func:`build_car` makes the feature NULL when one is missing.
+    """
+    f = get_feature(name)
+    if f.source == DERIVED:
+        return frozenset().union(*(required_tables(n) for n in dependencies(name)))
+    needs = {SOURCE_TABLES[f.source]} if f.source in SOURCE_TABLES else set()
+    expr = f.expr(ibis.table(_source_schemas()[f.source], name=f.source))
+    needs |= {COLUMN_TABLES[node.name] for node in expr.op().find(ops.Field) if node.name in COLUMN_TABLES}
+    return frozenset(needs)
+
+
 def _depth(name: str) -> int:
     """0 for source features, 1 + the deepest dependency for derived ones."""
     needs = dependencies(name)
@@ -228,6 +258,7 @@ def build_car(
     reporting_currency: str | None = None,
     features: Iterable[str] | None = None,
     materialise: Materialise | None = None,
+    missing: Iterable[str] = (),
 ) -> ir.Table:
     """The customer analytic record at ``as_of``: one row per customer, every registered feature.
 
@@ -257,6 +288,9 @@ def build_car(
         planning for the single expression). ``table.cache()`` does on DuckDB, but not
         on Spark: Ibis 12's PySpark ``cache`` does not register in-memory tables (the
         season calendar here) before running.
+    missing
+        Contract tables that hold no data (absent or empty): every feature that needs one
+        (:func:`required_tables`) is NULL for everyone, not 0, since nothing is known.
 
     Returns
     -------
@@ -280,6 +314,10 @@ def build_car(
     derived = [f for f in chosen if f.source == DERIVED]
     for depth in sorted({_depth(f.name) for f in derived}):
         car = car.mutate(**{f.name: _typed(f, car) for f in derived if _depth(f.name) == depth})
+    unknown = set(missing)
+    nulls = {f.name: ibis.null(f.dtype) for f in chosen if f.name in returned and required_tables(f.name) & unknown}
+    if nulls:
+        car = car.mutate(**nulls)
     return car.select("customer_key", "as_of_date", *[f.name for f in chosen if f.name in returned])
 
 
