@@ -66,9 +66,17 @@ def test_ingest_validate_rfm_export(project: Path, tmp_path: Path) -> None:
     assert "(champion)" in checked.output and "bg_nbd" in checked.output
     assert (project / "reports" / "backtest" / "backtest_tracking.png").exists()
 
-    fitted = invoke("fit", "--model", "ParetoNBD", "--project", str(project))
+    champion = next(line.split()[1] for line in checked.output.splitlines() if "(champion)" in line)
+    by_default = invoke("fit", "--project", str(project))  # the backtest's champion, not patron.toml's bg_nbd
+    assert by_default.exit_code == 0, by_default.output
+    assert f"purchase model {champion}: champion of backtest" in by_default.output
+    fitted = invoke("fit", "--model", "ParetoNBD", "--project", str(project))  # the old spelling still works
     assert fitted.exit_code == 0, fitted.output
+    assert "purchase model pareto_nbd: chosen with --model" in fitted.output
+    assert "Models m" in fitted.output and ": purchase model pareto_nbd (chosen with --model)" in fitted.output
     assert "ParetoNBD" in fitted.output and "GammaGamma" in fitted.output
+    unknown = invoke("fit", "--model", "mbg", "--project", str(project))
+    assert unknown.exit_code == 1 and "bg_nbd, pareto_nbd, mbg_nbd" in unknown.output
     scored = invoke("score", "--project", str(project))
     assert scored.exit_code == 0, scored.output
     assert "CLV 12m" in scored.output

@@ -8,11 +8,26 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from patron import pipeline
+from patron.audiences import audience_members
 from patron.config import AudienceDefinition, PrivacySettings, Settings
 from patron.engine import Warehouse
 from patron.errors import ConfigError
-from patron.exports import email_for_matching, export_audience, phone_for_google, phone_for_meta, sha256_hex
+from patron.exports import (
+    ExportResult,
+    email_for_matching,
+    export_audience,
+    phone_for_google,
+    phone_for_meta,
+    sha256_hex,
+)
+from tests.test_playbooks import retailer  # noqa: F401  (fixture)
 from tests.test_segments import duck  # noqa: F401  (fixture)
+
+
+def export_audience_file(settings: Settings, name: str, fmt: str, out: Path) -> ExportResult:
+    """The pipeline step, as `patron audiences export` runs it."""
+    return pipeline.export_audience(settings, name, fmt, out)
 
 # Published digests: sha256("test@example.com") appears in Google's and Meta's hashing examples.
 TEST_EMAIL_SHA256 = "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b"
@@ -86,3 +101,54 @@ def test_ad_formats_are_refused_when_personal_data_is_hashed(duck: Warehouse, tm
             export_audience(duck, settings, "top5", fmt, tmp_path / f"{fmt}.csv")
     assert export_audience(duck, settings, "top5", "crm", tmp_path / "crm.csv").rows == 2  # consent still applies
     assert not (tmp_path / "google.csv").exists()
+
+
+# -- consent per identifier on a generated retailer ---------------------------------------------------
+def latest_word_by_identifier(records: pd.DataFrame, column: str) -> dict[str, bool]:
+    """Per identifier, the consent of the most recently signed-up record stating one (a no wins a tie)."""
+    stated = records[records[column].notna() & records.marketing_consent.notna()]
+    stated = stated.assign(_yes=stated.marketing_consent.astype(bool))
+    latest = stated.sort_values(["signup_at", "_yes"], ascending=[False, True], na_position="last")
+    return dict(latest.drop_duplicates(column).set_index(column)._yes)
+
+
+def consent_leaks(customers: pd.DataFrame, exported: pd.Series, column: str) -> list[str]:
+    """Exported hashes of identifiers that no consenting record holds, or whose latest word is no."""
+    said = latest_word_by_identifier(customers, column)
+    consenting = set(customers.loc[customers.marketing_consent.eq(True), column].dropna())
+    by_hash = {sha256_hex(v): v for v in customers[column].dropna()}
+    values = [by_hash.get(h) for h in exported.dropna() if h]
+    return [v or "?" for v in values if v is None or v not in consenting or not said.get(v, False)]
+
+
+def test_no_export_carries_an_identifier_of_a_record_that_did_not_consent(retailer: Settings,  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    settings = replace(retailer, audiences=(AudienceDefinition("everyone"),))
+    google = export_audience_file(settings, "everyone", "google", tmp_path / "g.csv")
+    with pipeline.open_warehouse(settings) as wh:
+        customers = wh.to_pandas(wh.table("customers"))
+        ids = wh.to_pandas(wh.table("identity_map"))
+        members = set(wh.to_pandas(audience_members(wh, settings, "everyone")).customer_key)
+    customers["email_id"] = customers.email.map(email_for_matching)
+    customers["phone_id"] = [phone_for_google(p, c if isinstance(c, str) else None) if isinstance(p, str) else None
+                             for p, c in zip(customers.phone, customers.country, strict=True)]
+    frame = pd.read_csv(tmp_path / "g.csv", dtype=str)
+    assert google.rows > 300 and len(frame) == google.rows
+    assert consent_leaks(customers, frame.Email, "email_id") == []
+    assert consent_leaks(customers, frame.Phone, "phone_id") == []
+    # the simulated sources disagree on consent (5% of records): the rule is tested where it matters
+    by_person = customers.merge(ids, on=["source", "customer_id"]).groupby("customer_key").marketing_consent
+    assert (by_person.nunique() > 1).sum() > 20
+    # and every member's latest record says yes
+    person_word = latest_word_by_identifier(customers.merge(ids, on=["source", "customer_id"]), "customer_key")
+    assert all(person_word[k] for k in members)
+
+
+def test_the_leak_check_finds_what_the_any_record_rule_exported(retailer: Settings) -> None:  # noqa: F811
+    # the former rule: a person's e-mail from their latest record holding one, consenting or not
+    with pipeline.open_warehouse(retailer) as wh:
+        records = wh.to_pandas(wh.table("customers").join(wh.table("identity_map"), ["source", "customer_id"]))
+    records["email_id"] = records.email.map(email_for_matching)
+    latest = records[records.email_id.notna()].sort_values("signup_at", ascending=False, na_position="last")
+    former = latest.drop_duplicates("customer_key").email_id.map(sha256_hex)
+    assert len(consent_leaks(records, former, "email_id")) > 0

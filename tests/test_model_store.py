@@ -123,3 +123,43 @@ def test_missing_models_are_errors(duck: Warehouse, fitted) -> None:
     save_models(duck, make_fit(fitted[0], fitted[1], "m-one"))
     with pytest.raises(PatronError, match="m-nope"):
         load_models(duck, "m-nope")
+
+
+# -- one name per purchase model ------------------------------------------------------------
+def test_one_name_per_purchase_model_and_the_class_names_as_aliases(tmp_path: Path) -> None:
+    from patron.config import PURCHASE_MODEL_NAMES, load_settings, purchase_model_name, write_default_config
+    from patron.errors import ConfigError
+    from patron.evaluation import default_models
+    from patron.model_store import PURCHASE_MODELS, purchase_model_class, purchase_model_key
+    from patron.models import ModifiedBetaGeo
+
+    assert tuple(PURCHASE_MODELS) == PURCHASE_MODEL_NAMES == ("bg_nbd", "pareto_nbd", "mbg_nbd")
+    assert list(default_models()) == list(PURCHASE_MODEL_NAMES)  # the backtest's names are the same
+    for spelling, name in [("BetaGeo", "bg_nbd"), ("ModifiedBetaGeo", "mbg_nbd"), ("BG/NBD", "bg_nbd"),
+                           ("pareto-nbd", "pareto_nbd"), ("mbg_nbd", "mbg_nbd")]:
+        assert purchase_model_name(spelling) == name
+    assert purchase_model_class("ParetoNBD") is ParetoNBD and purchase_model_class("mbg_nbd") is ModifiedBetaGeo
+    assert purchase_model_key(ModifiedBetaGeo()) == "mbg_nbd"
+    with pytest.raises(ConfigError, match="bg_nbd, pareto_nbd, mbg_nbd"):
+        purchase_model_name("mbg")
+
+    write_default_config(tmp_path)
+    assert load_settings(tmp_path).model.purchase_model == "bg_nbd"
+    toml = (tmp_path / "patron.toml").read_text()
+    assert 'purchase_model = "bg_nbd"' in toml
+    old_spelling = toml.replace('purchase_model = "bg_nbd"', 'purchase_model = "ModifiedBetaGeo"')
+    (tmp_path / "patron.toml").write_text(old_spelling)
+    assert load_settings(tmp_path).model.purchase_model == "mbg_nbd"
+    (tmp_path / "patron.toml").write_text(toml.replace('purchase_model = "bg_nbd"', 'purchase_model = "gamma"'))
+    with pytest.raises(ConfigError, match=r"\[model\] purchase_model must be one of"):
+        load_settings(tmp_path)
+
+
+def test_a_stored_fit_comes_back_under_its_name(duck: Warehouse, fitted) -> None:
+    from patron.model_store import purchase_model_key
+
+    _, gg, pareto = fitted
+    save_models(duck, make_fit(pareto, gg, "m-pareto"))
+    assert purchase_model_key(load_models(duck).purchase) == "pareto_nbd"
+    rows = duck.to_pandas(duck.table(MODELS_TABLE))
+    assert rows.loc[rows["kind"] == "purchase", "class_name"].tolist() == ["ParetoNBD"]  # as before: old stores load

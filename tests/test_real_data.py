@@ -185,3 +185,35 @@ def test_a_bare_export_scores_the_same_on_spark(bare: dict[str, object], tmp_pat
     assert left.customer_key.tolist() == right.customer_key.tolist()
     assert np.allclose(left.clv_12m, right.clv_12m, rtol=1e-6)
     assert np.allclose(right.expected_margin.astype(float), 1.0)
+
+
+def test_the_cdnow_master_log_through_the_flat_log_gives_the_published_bg_nbd(tmp_path: Path) -> None:
+    """The master log mapped in patron.toml only (no code): the 1/10 sample's customers kept by a
+    row filter, the literature's calibration end, and BG/NBD's published estimates come back
+    (Fader, Hardie & Lee 2005: r=0.243, alpha=4.414, a=0.793, b=2.426, LL -9582.4)."""
+    sample_ids = sorted(set(cdnow_sample().master_id))
+    project = tmp_path / "cdnow"
+    result = runner.invoke(app, ["init", str(project), "--from", str(CDNOW / "CDNOW_master.txt")])
+    assert result.exit_code == 0, result.output
+    config = project / "patron.toml"
+    text = config.read_text()
+    assert 'layout = "transactions"' in text and 'delimiter = "whitespace"' in text
+    ids = ", ".join(f'"{i}"' for i in sample_ids)
+    rule = f'\nexclude = [["customer_id", "not in", [{ids}]]]'
+    text = text.replace('\nlayout = "transactions"', '\nlayout = "transactions"' + rule)
+    config.write_text(text.replace('currency = "EUR"', 'currency = "USD"'))
+    ingested = runner.invoke(app, ["ingest", "--project", str(project)])
+    assert ingested.exit_code == 0, ingested.output
+    settings = load_settings(project)
+    with connect(settings) as warehouse:
+        orders = warehouse.table("orders")
+        assert warehouse.con.execute(orders.customer_id.nunique()) == 2357
+        assert warehouse.count(warehouse.table("order_lines")) == 6919
+    pipeline.resolve(settings)
+    pipeline.summarise(settings, observation_end=pd.Timestamp("1997-09-30").date())
+    models = pipeline.fit(settings, purchase_model="bg_nbd")
+    params = models.purchase.params_
+    published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    for name, value in published.items():
+        assert params[name] == pytest.approx(value, rel=0.01), (name, params)
+    assert models.purchase.log_likelihood_ == pytest.approx(-9582.4, abs=0.5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +11,12 @@ import ibis
 import pandas as pd
 import pytest
 
+from patron import pipeline
+from patron.audiences import audience_members
 from patron.config import DEFAULT_TOML, Settings, parse_settings
 from patron.engine import Warehouse, connect
-from patron.errors import ConfigError
-from patron.segments import quintile_score, rfm_segment, segments_expression, write_segments
+from patron.errors import ConfigError, PatronError
+from patron.segments import quintile_score, rfm_segment, scores_as_of, segments_expression, write_segments
 
 N = 200
 HORIZONS = (3, 12, 36)
@@ -143,3 +146,75 @@ def test_segment_settings_from_toml() -> None:
                 {"rfm_grid": [["x", 0, 5, 1, 5]]}, {"colour": 1}):
         with pytest.raises(ConfigError):
             parse_settings({"segments": bad}, Path("."))
+
+
+# -- one date for scores, record and segments ---------------------------------------------------------
+END = dt.date(2025, 12, 30)  # the observation end of the dated hand tables: their scores are as of 2025-12-31
+
+
+def date_the_tables(wh: Warehouse, stages_by_date: dict[dt.date, str]) -> None:
+    """Give the hand ``rfm`` first purchases whose age ``T`` (weeks) ends on END, and ``car`` one record per date
+    with every customer in the given lifecycle stage."""
+    tables = hand_tables()
+    rfm = tables["rfm"]
+    rfm["first_purchase_at"] = [pd.Timestamp(END, tz="UTC") - pd.Timedelta(days=7 * t) + pd.Timedelta(hours=9)
+                                for t in rfm["T"]]
+    wh.write("rfm", rfm)
+    frames = [tables["car"].assign(as_of_date=day, lifecycle_stage=stage) for day, stage in stages_by_date.items()]
+    wh.write("car", pd.concat(frames, ignore_index=True))
+
+
+def test_the_scores_date_comes_from_rfm_or_from_scores(duck: Warehouse) -> None:
+    assert scores_as_of(duck) is None  # hand tables without first purchases: no date to tell
+    date_the_tables(duck, {dt.date(2025, 12, 31): "active"})
+    assert scores_as_of(duck) == dt.date(2025, 12, 31)
+    scores = duck.to_pandas(duck.table("scores")).assign(observation_end=dt.date(2025, 6, 29))
+    scores.loc[:3, "observation_end"] = dt.date(2026, 1, 5)  # a few rescored later by the service: most rows count
+    duck.write("scores", scores)
+    assert scores_as_of(duck) == dt.date(2025, 6, 30)
+
+
+def test_segments_refuse_a_record_of_another_date(duck: Warehouse) -> None:
+    date_the_tables(duck, {dt.date(2025, 7, 1): "lapsed"})
+    message = ("the customer record (car) is as of 2025-07-01 but the scores are as of 2025-12-31; "
+               "run `patron features --as-of 2025-12-31`")
+    with pytest.raises(PatronError) as info:
+        write_segments(duck)
+    assert str(info.value) == message
+    with pytest.raises(PatronError, match="as of 2025-07-01 but the scores are as of 2025-12-31"):
+        audience_members(duck, duck.settings, "winback_high_value")
+
+
+def test_segments_take_the_record_of_the_scores_date_not_the_latest(duck: Warehouse) -> None:
+    date_the_tables(duck, {dt.date(2025, 7, 1): "lapsed", dt.date(2025, 12, 31): "active",
+                           dt.date(2026, 3, 1): "lapsing"})
+    write_segments(duck)
+    seg = duck.to_pandas(duck.table("segments"))
+    assert set(seg.lifecycle_stage) == {"active"}
+    assert set(seg.as_of_date.map(lambda d: pd.Timestamp(d).date())) == {dt.date(2025, 12, 31)}
+    members = duck.to_pandas(audience_members(duck, duck.settings, "winback_high_value"))
+    assert members.empty  # nobody is lapsed on 2025-12-31, whatever the other records say
+
+
+def test_audiences_refuse_segments_older_than_the_scores(duck: Warehouse) -> None:
+    date_the_tables(duck, {dt.date(2025, 12, 31): "active"})
+    with pytest.raises(PatronError, match="segments carry no date and the scores are as of 2025-12-31"):
+        audience_members(duck, duck.settings, "vip_service")  # segments from before the tables were dated
+    write_segments(duck)
+    assert duck.count(audience_members(duck, duck.settings, "vip_service")) > 0
+    rfm = duck.to_pandas(duck.table("rfm"))
+    duck.write("rfm", rfm.assign(T=rfm["T"] + 1))  # summarised and scored a week later
+    date_the_tables_car = duck.to_pandas(duck.table("car")).assign(as_of_date=dt.date(2026, 1, 7))
+    duck.write("car", date_the_tables_car)
+    with pytest.raises(PatronError, match="segments are as of 2025-12-31 but the scores are as of 2026-01-07"):
+        audience_members(duck, duck.settings, "vip_service")
+
+
+def test_segments_without_a_record_are_noted(tmp_path: Path) -> None:
+    settings = Settings(project_dir=tmp_path)
+    with connect(settings) as wh:
+        load_hand(wh, only=("scores", "rfm", "identity_map", "customers"))
+    reporter = pipeline.Reporter()
+    counts = pipeline.segments(settings, reporter=reporter)
+    assert counts["lifecycle_stage"].lifecycle_stage.tolist() == ["unknown"]
+    assert any("no customer record (car)" in n for n in reporter.notes)

@@ -12,15 +12,28 @@ built as an Ibis expression with the value as a literal, so no user text reaches
 ``eval``. A bad condition raises :class:`patron.errors.ConfigError` naming the audience
 and the offending token.
 
+Two operators select a share rather than a threshold: ``["churn_risk", "top share", 0.2]``
+keeps the 20% with the highest churn risk, ``"bottom share"`` the lowest, ranked among
+the customers the audience's other conditions (and market) keep; several apply in the
+order written. The share is a number in (0, 1], the column numeric; ties are broken by
+``customer_key`` and NULLs are never kept (:func:`patron.playbooks.in_top_share`).
+
 The base table is ``segments`` ⋈ ``scores`` ⋈ ``car`` (one row per scored customer), plus
 ``clv``, ``clv_lower``, ``clv_upper``, ``expected_value`` and ``expected_orders`` of the
 audience's horizon, ``market`` (``car.preferred_country``, else ``home_country``), the
 playbook columns (``service_priority``, ``retention_offer_cap``, ``next_best_action``) and
 ``marketing_consent``.
 
-Consent rule: a person (customer key) has marketing consent when **at least one** of the
-customer records resolved to them has ``marketing_consent`` true; members without it are
-excluded from every audience, and counted.
+Consent rule: a person's consent is **their latest word**: the ``marketing_consent`` of
+the most recently signed-up record (``signup_at``) of theirs that states one (true or
+false; a record with none says nothing). Records signed up at the same time (or all
+without a time) that disagree count as no. Members without consent are excluded from
+every audience, and counted; exports carry only identifiers of consenting records
+(:mod:`patron.exports`). See docs/privacy.md.
+
+The date rule: segments, scores and the customer record must describe one date, the
+scores' (:func:`patron.segments.scores_as_of`); a ``car`` or ``segments`` of another
+date is refused with both dates named, never replaced by the latest at hand.
 """
 
 from __future__ import annotations
@@ -33,13 +46,16 @@ import ibis.expr.types as ir
 
 from patron.config import AudienceDefinition, Settings
 from patron.errors import ConfigError
-from patron.playbooks import next_best_action, retention_offer_cap, service_priority
-from patron.transforms.features.registry import latest_record
+from patron.playbooks import in_top_share, next_best_action, retention_offer_cap, retention_target, service_priority
+from patron.segments import check_segments_date, customer_record, scores_as_of
 
 if TYPE_CHECKING:
     from patron.engine import Warehouse
 
-OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "is not null")
+OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "is not null", "top share",
+             "bottom share")
+#: Operators that rank customers rather than test each alone: applied after the others.
+SHARE_OPERATORS = ("top share", "bottom share")
 _ORDERING = ("<", "<=", ">", ">=")
 _SCALARS = (str, int, float, bool)
 
@@ -69,10 +85,22 @@ def get_audience(settings: Settings, name: str) -> AudienceDefinition:
 
 # -- the base table -------------------------------------------------------------------------------
 def consent_by_key(identity_map: ir.Table, customers: ir.Table) -> ir.Table:
-    """(customer_key, marketing_consent): true when any record of the person consented."""
+    """(customer_key, marketing_consent): the person's latest word.
+
+    The consent of their most recently signed-up record that states one (NULL says
+    nothing); among records of the same (or no) sign-up time a no wins. Persons with no
+    statement are absent (no consent).
+    """
     joined = identity_map.join(customers, ["source", "customer_id"])
-    return joined.group_by("customer_key").aggregate(
-        marketing_consent=joined.marketing_consent.fill_null(False).any())
+    return latest_word(joined.filter(joined.marketing_consent.notnull()), "customer_key")
+
+
+def latest_word(records: ir.Table, by: str) -> ir.Table:
+    """(``by``, marketing_consent) of the latest stated record per ``by``; on a tie in ``signup_at`` a no wins."""
+    order = [records.signup_at.isnull(), records.signup_at.desc(), records.marketing_consent.asc()]
+    ranked = records.mutate(_n=ibis.row_number().over(group_by=by, order_by=order))
+    latest = ranked.filter(ranked._n == 0)
+    return latest.select(by, marketing_consent=latest.marketing_consent)
 
 
 def _add_columns(left: ir.Table, right: ir.Table) -> ir.Table:
@@ -88,9 +116,12 @@ def audience_base(warehouse: Warehouse, settings: Settings, *, horizon: int | No
     if h not in settings.model.horizons_months:
         raise ConfigError(f"horizon {h} is not one of [model] horizons_months {settings.model.horizons_months}")
     seg = settings.segments
+    as_of = scores_as_of(warehouse, settings)
+    record = customer_record(warehouse, as_of)  # first: a record of another date is the cause to name
+    check_segments_date(warehouse, as_of)
     base = _add_columns(warehouse.table("segments").drop("clv"), warehouse.table("scores"))
-    if warehouse.has_table("car"):
-        base = _add_columns(base, latest_record(warehouse.table("car")))
+    if record is not None:
+        base = _add_columns(base, record)
     consent = consent_by_key(warehouse.table("identity_map"), warehouse.input_table("customers"))
     base = _add_columns(base, consent)
     market = (base.preferred_country.fill_null(base.home_country) if "preferred_country" in base.columns
@@ -101,8 +132,9 @@ def audience_base(warehouse: Warehouse, settings: Settings, *, horizon: int | No
         audience_horizon_months=ibis.literal(h, type="int64"), market=market,
         marketing_consent=base.marketing_consent.fill_null(False),
         service_priority=service_priority(base.value_tier, seg))
+    retention = retention_target(base.value_tier, base.lifecycle_stage, base.churn_risk, base.customer_key, seg)
     return base.mutate(retention_offer_cap=retention_offer_cap(base.clv, seg),
-                       next_best_action=next_best_action(base.value_tier, base.lifecycle_stage, base.churn_risk, seg))
+                       next_best_action=next_best_action(base.value_tier, base.lifecycle_stage, retention, seg))
 
 
 # -- the filter language --------------------------------------------------------------------------
@@ -145,6 +177,12 @@ def condition(table: ir.Table, audience: str, cond: tuple[Any, ...] | list[Any])
     if len(cond) != 3:
         raise _bad(audience, f"operator {op!r} on {column!r} needs a value")
     value, dtype = cond[2], col.type()
+    if op in SHARE_OPERATORS:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            raise _bad(audience, f"{op!r} on {column!r} needs a share: a number above 0 and at most 1, not {value!r}")
+        if not dtype.is_numeric():
+            raise _bad(audience, f"operator {op!r} needs a numeric column; {column!r} is not")
+        return in_top_share(col, table.customer_key, float(value), top=op == "top share")
     if op in ("in", "not in"):
         if not isinstance(value, tuple | list) or not value:
             raise _bad(audience, f"{op!r} on {column!r} needs a non-empty list")
@@ -158,10 +196,31 @@ def condition(table: ir.Table, audience: str, cond: tuple[Any, ...] | list[Any])
     return compare(ibis.literal(value))
 
 
+def _is_share(cond: Any) -> bool:
+    return (isinstance(cond, tuple | list) and len(cond) > 1 and isinstance(cond[1], str)
+            and cond[1].lower() in SHARE_OPERATORS)
+
+
 def audience_filter(table: ir.Table, audience: AudienceDefinition) -> ir.BooleanValue:
-    """All of the audience's conditions (true when it has none)."""
+    """The audience's conditions that test each customer alone, all of them (true when none).
+
+    Every condition is checked, share conditions too; those apply in :func:`select_audience`.
+    """
     conditions = [condition(table, audience.name, c) for c in audience.where]
-    return ibis.and_(*conditions) if conditions else ibis.literal(True)
+    plain = [c for c, cond in zip(conditions, audience.where, strict=True) if not _is_share(cond)]
+    return ibis.and_(*plain) if plain else ibis.literal(True)
+
+
+def select_audience(table: ir.Table, audience: AudienceDefinition, *, market: str | None = None) -> ir.Table:
+    """The rows of ``table`` the audience keeps: its plain conditions and ``market``, then
+    each share condition in turn, ranked among the rows kept so far."""
+    kept = table.filter(audience_filter(table, audience))
+    if market is not None:
+        kept = kept.filter(kept.market == ibis.literal(market.upper()))
+    for cond in filter(_is_share, audience.where):
+        kept = kept.mutate(_share=condition(kept, audience.name, cond))
+        kept = kept.filter(kept._share).drop("_share")
+    return kept
 
 
 # -- resolution -----------------------------------------------------------------------------------
@@ -174,10 +233,7 @@ def audience_candidates(warehouse: Warehouse, settings: Settings | None, name: s
     settings = settings or warehouse.settings
     audience = get_audience(settings, name)
     base = audience_base(warehouse, settings, horizon=horizon or audience.horizon_months)
-    selected = base.filter(audience_filter(base, audience))
-    market = market or audience.market
-    if market is not None:
-        selected = selected.filter(selected.market == ibis.literal(market.upper()))
+    selected = select_audience(base, audience, market=market or audience.market)
     if audience.action is not None:
         selected = selected.mutate(next_best_action=ibis.literal(audience.action))
     return selected.mutate(audience=ibis.literal(audience.name))

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -47,7 +48,7 @@ class RichReporter(pipeline.Reporter):
         self.progress = progress
 
     def show_note(self, message: str) -> None:
-        self.progress.console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+        self.progress.console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
     @contextmanager
     def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
@@ -60,7 +61,7 @@ class NoteReporter(pipeline.Reporter):
     """Notes on standard error (stdout stays the command's result), for steps without a progress bar."""
 
     def show_note(self, message: str) -> None:
-        err_console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -85,7 +86,7 @@ def _shown(path: Path) -> Path:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -160,14 +161,20 @@ def ingest(
         with progress_reporter() as reporter:
             results = pipeline.ingest(settings, paths or [], table=table, reporter=reporter)
     console.print(ingest_table(results))
+    failed = [r for r in results if r.all_rejected]
+    if failed:
+        files = ", ".join(f"{_shown(Path(r.file))} ({r.table}: {r.top_reason})" for r in failed)
+        raise _fail(f"every row was rejected in {files}; nothing of it was loaded. See `patron export rejects "
+                    "--out rejects.csv` for each row's reason")
 
 
 def ingest_table(results: list) -> Table:
     table = Table(title="Ingest")
     erased = any(r.erased for r in results)  # rows of persons in erasure_log (see patron.privacy)
-    excluded = any(getattr(r, "excluded", 0) for r in results)  # rows an exclude rule of a source matched
+    excluded = any(r.excluded for r in results)  # rows an exclude rule of a source matched
+    resolved = any(r.resolved for r in results)  # earlier rejects of the file that load now
     columns = ("table", "file", "read", "loaded", "unchanged", "rejected") + (("excluded",) if excluded else ()) \
-        + (("erased",) if erased else ())
+        + (("erased",) if erased else ()) + (("rejects fixed",) if resolved else ())
     for column in columns:
         table.add_column(column, justify="right" if column not in ("table", "file") else "left")
     for r in results:
@@ -175,7 +182,7 @@ def ingest_table(results: list) -> Table:
         rejected = f"[red]{r.rejected:,}[/]" if r.rejected else "0"
         table.add_row(r.table, Path(r.file).name + note, f"{r.rows_read:,}", f"{r.loaded:,}",
                       f"{r.unchanged:,}", rejected, *((f"{r.excluded:,}",) if excluded else ()),
-                      *((f"{r.erased:,}",) if erased else ()))
+                      *((f"{r.erased:,}",) if erased else ()), *((f"{r.resolved:,}",) if resolved else ()))
     return table
 
 
@@ -314,7 +321,8 @@ def backtest_table(run: pipeline.BacktestRun) -> Table:
              f"{result.n_customers:,} customers")
     table = Table(title=title, caption_justify="left")
     noted = bool(result.failures or result.warnings)
-    for column in ("model", "predicted", "actual", "error", "MAE", "RMSE", "Gini", "Spearman", "note")[:8 + noted]:
+    columns = ("model", "predicted", "actual", "error", "MAE", "RMSE", "Gini", "Spearman", "Brier", "P(alive)")
+    for column in (*columns, "note")[:len(columns) + noted]:
         table.add_column(column, justify="left" if column in ("model", "note") else "right",
                          no_wrap=column == "model")
     champion = result.champion
@@ -324,19 +332,22 @@ def backtest_table(run: pipeline.BacktestRun) -> Table:
         note = ["fit warning, see *"] if name in result.warnings else [""]
         table.add_row(f"[bold]{label}[/]" if name == champion else label, f"{frame.predicted_total:,.0f}",
                       f"{frame.actual_total:,.0f}", f"{frame.total_error_relative:+.1%}", f"{frame.mae:.3f}",
-                      f"{frame.rmse:.3f}", f"{frame.gini:.3f}", f"{frame.spearman:.3f}", *note[:noted])
+                      f"{frame.rmse:.3f}", f"{frame.gini:.3f}", f"{frame.spearman:.3f}", f"{frame.brier:.4f}",
+                      f"{frame.mean_p_alive:.1%}", *note[:noted])
     for name, reason in result.failures.items():
-        table.add_row(name, *["-"] * 7, Text(f"did not fit: {reason}"))
+        table.add_row(name, *["-"] * (len(columns) - 1), Text(f"did not fit: {reason}"))
+    table.caption = Text("champion: calibrated on who buys again (Brier), then lowest RMSE, then BIC, then total "
+                         "error (docs/model-choice.md); P(alive): mean over customers at the calibration end")
     if result.warnings:
-        table.caption = Text("\n".join(f"* {name}: {line}" for name, lines in result.warnings.items()
-                                       for line in lines))
+        table.caption.append("\n" + "\n".join(f"* {name}: {line}" for name, lines in result.warnings.items()
+                                               for line in lines))
     return table
 
 
 @app.command()
 def fit(
-    model: Annotated[str | None, typer.Option(help="BetaGeo, ParetoNBD or ModifiedBetaGeo; default from patron.toml.")]
-    = None,
+    model: Annotated[str | None, typer.Option(
+        help="bg_nbd, pareto_nbd or mbg_nbd; default: the last backtest's champion, else patron.toml.")] = None,
     project: ProjectOption = None,  # type: ignore[assignment]
 ) -> None:
     """Fit the purchase, spend and margin models and store them as the champion."""
@@ -351,7 +362,12 @@ def models_table(models) -> Table:
     """The fitted parameters (at bound / not identified ones marked), fit warnings (*) below, the margin in words."""
     from rich.text import Text  # warnings hold brackets that are not markup
 
-    table = Table(title=f"Models {models.model_id}", caption_justify="left")
+    from patron.model_store import purchase_model_key
+
+    purchase = purchase_model_key(models.purchase)
+    reason = models.settings.get("purchase_model_reason")
+    title = f"Models {models.model_id}: purchase model {purchase}" + (f" ({reason})" if reason else "")
+    table = Table(title=title, caption_justify="left")
     for column in ("model", "parameters", "log-likelihood"):
         table.add_column(column)
     warned = []

@@ -13,7 +13,32 @@ from patron.errors import ConfigError
 CONFIG_NAME = "patron.toml"
 ENGINES = ("duckdb", "spark")
 TIME_UNITS = {"day": 1, "week": 7}
-PURCHASE_MODEL_NAMES = ("BetaGeo", "ParetoNBD", "ModifiedBetaGeo")
+#: The purchase models, by the one name used everywhere: patron.toml, ``patron fit --model``,
+#: the backtest and its ``backtests`` table (classes: :data:`patron.model_store.PURCHASE_MODELS`).
+PURCHASE_MODEL_NAMES = ("bg_nbd", "pareto_nbd", "mbg_nbd")
+#: Earlier spellings (the class names), still accepted in patron.toml and by ``--model``.
+PURCHASE_MODEL_ALIASES = {"BetaGeo": "bg_nbd", "ParetoNBD": "pareto_nbd", "ModifiedBetaGeo": "mbg_nbd"}
+
+
+def purchase_model_name(name: str) -> str:
+    """The purchase model's name (``bg_nbd``, ``pareto_nbd``, ``mbg_nbd``) from any accepted spelling.
+
+    Takes the names themselves in any case, with ``-`` or ``/`` for ``_`` (``BG/NBD``), and
+    the class names of :data:`PURCHASE_MODEL_ALIASES`.
+
+    Raises
+    ------
+    ConfigError
+        Naming the accepted spellings.
+    """
+    if name in PURCHASE_MODEL_ALIASES:
+        return PURCHASE_MODEL_ALIASES[name]
+    folded = str(name).strip().lower().replace("-", "_").replace("/", "_")
+    if folded in PURCHASE_MODEL_NAMES:
+        return folded
+    raise ConfigError(f"purchase_model must be one of {', '.join(PURCHASE_MODEL_NAMES)} "
+                      f"(or {', '.join(PURCHASE_MODEL_ALIASES)}), not {name!r}")
+
 
 DEFAULT_TOML = """\
 # patron project settings. Every command runs in the folder holding this file.
@@ -38,7 +63,8 @@ horizons_months = [3, 12, 36]
 annual_discount_rate = 0.10
 value = "gp2"                # "gp2" (profit) or "revenue"
 holdout_months = 12          # backtests hold out the last months before the observation end
-purchase_model = "BetaGeo"   # BetaGeo, ParetoNBD or ModifiedBetaGeo (the demo takes the backtest's champion)
+purchase_model = "bg_nbd"    # bg_nbd, pareto_nbd or mbg_nbd; `patron fit` prefers the last backtest's champion
+seasonality = "auto"         # "auto": a seasonal clock estimated from >= 2 years of orders; "off": the calendar
 # observation_end = "2025-12-31"   # default: the day after the last order
 
 [quality]
@@ -47,6 +73,7 @@ max_duplicate_order_rate = 0.0
 spend_outlier_z = 6.0        # order value this many robust deviations above the median
 max_outlier_rate = 0.01
 max_orders_without_lines_rate = 0.001
+future_tolerance_days = 1    # an order or event later than now + this many days is refused
 
 [identity]
 match_threshold = 0.95       # Splink match probability needed to join a record no rule joined
@@ -121,13 +148,19 @@ class SparkSettings:
 
 @dataclass(frozen=True)
 class QualitySettings:
-    """Thresholds of the data-quality checks."""
+    """Thresholds of the data-quality checks.
+
+    ``future_tolerance_days``: how far past the clock (now, UTC) an order or event may be
+    dated, for clocks that differ a little; later ones are refused by the service (422),
+    flagged by ``patron validate`` (``future_orders``) and never move the observation end.
+    """
 
     max_null_rate: float = 0.05
     max_duplicate_order_rate: float = 0.0
     spend_outlier_z: float = 6.0
     max_outlier_rate: float = 0.01
     max_orders_without_lines_rate: float = 0.001
+    future_tolerance_days: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -170,6 +203,10 @@ class IdentitySettings:
     key_unmatched_guests: bool = True
 
 
+#: ``[model] seasonality``: estimate a seasonal clock from the data, or keep the calendar.
+SEASONALITY_MODES = ("auto", "off")
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """Time unit, horizons and discounting of the value models."""
@@ -180,7 +217,10 @@ class ModelSettings:
     value: str = "gp2"
     observation_end: str | None = None
     holdout_months: int = 12
-    purchase_model: str = "BetaGeo"
+    purchase_model: str = "bg_nbd"
+    #: "auto": recency, age and horizons on a month-of-year seasonal clock per market, estimated
+    #: from the data (calendar when under two years; docs/accuracy.md); "off": the calendar.
+    seasonality: str = "auto"
 
     @property
     def unit_days(self) -> int:
@@ -262,6 +302,11 @@ class AudienceDefinition:
     action: str | None = None
 
 
+#: Retention offers go to this share of the customers above the median CLV who are neither
+#: lapsing nor lapsed: those with the highest churn risk (a share, not a risk threshold: the
+#: risk of no order within the shortest horizon is above 0.5 for almost every retail customer).
+RETENTION_SHARE = 0.2
+
 #: The playbook audiences shipped with patron (see docs/segments-and-audiences.md).
 PLAYBOOK_AUDIENCES: tuple[AudienceDefinition, ...] = (
     AudienceDefinition(
@@ -272,8 +317,10 @@ PLAYBOOK_AUDIENCES: tuple[AudienceDefinition, ...] = (
         "discount_suppression", "Bottom-50% customers by CLV: leave them out of discount campaigns.",
         (("value_tier", "=", "bottom_50"),), action="no_discount"),
     AudienceDefinition(
-        "retention_offer", "Customers above the median CLV with churn risk of 50% or more; offer capped by CLV.",
-        (("value_tier", "not in", ("bottom_50",)), ("churn_risk", ">=", 0.5)), action="retention_offer"),
+        "retention_offer", "The 20% with the highest churn risk of the customers above the median CLV who are "
+        "neither lapsing nor lapsed; offer capped by CLV.",
+        (("value_tier", "not in", ("bottom_50",)), ("lifecycle_stage", "not in", ("lapsing", "lapsed")),
+         ("churn_risk", "top share", RETENTION_SHARE)), action="retention_offer"),
     AudienceDefinition(
         "vip_service", "Service priority 1 (top 5% by CLV): first in line at contact centres and stores.",
         (("service_priority", "=", 1),), action="priority_service"),
@@ -432,10 +479,15 @@ def parse_settings(data: dict[str, Any], project_dir: Path) -> Settings:
         raise ConfigError(f"{CONFIG_NAME}: [model] time_unit must be one of {tuple(TIME_UNITS)}")
     if model.value not in ("gp2", "revenue"):
         raise ConfigError(f"{CONFIG_NAME}: [model] value must be 'gp2' or 'revenue'")
-    if model.purchase_model not in PURCHASE_MODEL_NAMES:
-        raise ConfigError(f"{CONFIG_NAME}: [model] purchase_model must be one of {PURCHASE_MODEL_NAMES}")
+    try:
+        model = replace(model, purchase_model=purchase_model_name(model.purchase_model))
+    except ConfigError as exc:
+        raise ConfigError(f"{CONFIG_NAME}: [model] {exc}") from exc
     if model.holdout_months <= 0:
         raise ConfigError(f"{CONFIG_NAME}: [model] holdout_months must be positive")
+    if model.seasonality not in SEASONALITY_MODES:
+        raise ConfigError(f"{CONFIG_NAME}: [model] seasonality must be one of {SEASONALITY_MODES}, "
+                          f"not {model.seasonality!r}")
     if not model.horizons_months or any(h <= 0 for h in model.horizons_months):
         raise ConfigError(f"{CONFIG_NAME}: [model] horizons_months must be positive integers")
     currency = _section(data, "reporting").get("currency", "EUR")
@@ -448,13 +500,21 @@ def parse_settings(data: dict[str, Any], project_dir: Path) -> Settings:
         spark=_build(SparkSettings, _section(data, "spark"), "spark"),
         reporting_currency=currency,
         model=model,
-        quality=_build(QualitySettings, _section(data, "quality"), "quality"),
+        quality=_quality(_section(data, "quality")),
         identity=_identity(_section(data, "identity")),
         segments=_segments(_section(data, "segments"), model),
         audiences=_audiences(data.get("audiences", [])),
         privacy=_privacy(_section(data, "privacy")),
         sources=_sources(data.get("sources", [])),
     )
+
+
+def _quality(values: dict[str, Any]) -> QualitySettings:
+    quality = _build(QualitySettings, values, "quality")
+    tolerance = quality.future_tolerance_days
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0 <= tolerance <= 366:
+        raise ConfigError(f"{CONFIG_NAME}: [quality] future_tolerance_days must be a number of days from 0 to 366")
+    return quality
 
 
 def _privacy(values: dict[str, Any]) -> PrivacySettings:

@@ -39,6 +39,15 @@ def check_table_name(name: str) -> str:
     return name
 
 
+#: The command that writes each table the pipeline makes, for "run X first" messages.
+WRITTEN_BY: dict[str, str] = {
+    "orders": "patron ingest", "order_lines": "patron ingest", "identity_map": "patron resolve",
+    "order_keys": "patron resolve", "order_values": "patron rfm", "rfm": "patron rfm",
+    "rfm_histogram": "patron rfm", "car": "patron features", "backtests": "patron backtest",
+    "models": "patron fit", "scores": "patron score", "segments": "patron segments",
+}
+
+
 class Warehouse:
     """A connected warehouse: read, write and swap tables through one Ibis backend."""
 
@@ -57,7 +66,9 @@ class Warehouse:
 
     def table(self, name: str) -> ir.Table:
         if not self.has_table(name):
-            raise EngineError("table does not exist in the warehouse", table=name)
+            step = WRITTEN_BY.get(name)
+            hint = f"; run `{step}` first" if step else ""
+            raise EngineError(f"table {name} does not exist in the warehouse{hint}")
         return self.con.table(name)
 
     def input_table(self, name: str) -> ir.Table:

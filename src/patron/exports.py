@@ -19,13 +19,16 @@ Formats (``fmt``):
   retention_offer_cap, rfm_segment, lifecycle_stage, market``; no personal data.
 * ``csv``: the members with their segments and scores, no personal data.
 
-One row per person: a person's e-mail is that of their most recently signed-up record
-holding one (ties by source, customer id), and likewise their phone (read with that
-record's country) and their country and postcode. Google and Meta files leave out
-members with neither e-mail nor phone (counted as ``without_identifier``). Members
-without marketing consent are never exported (see :mod:`patron.audiences`). Files are
-written to a temporary file beside ``out`` and renamed over it, so a reader never sees
-half a file.
+One row per person. Consent holds per identifier, not only per person (docs/privacy.md):
+a person's e-mail is that of their most recently signed-up record **that consented** and
+holds one (ties by source, customer id), and likewise their phone (read with that
+record's country) and their country and postcode; an e-mail or phone (as the platforms
+normalise it) is left out when the latest record stating a consent among **all** records
+holding it, whoever's, said no (:func:`allowed_identifiers`). So a record that did not
+consent never lends its identifier to a file. Google and Meta files leave out members
+with neither (counted as ``without_identifier``). Members without marketing consent are
+never exported (see :mod:`patron.audiences`). Files are written to a temporary file
+beside ``out`` and renamed over it, so a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 
 from patron.audiences import audience_counts, audience_members
@@ -88,32 +92,79 @@ def _hashed(values: pd.Series) -> pd.Series:
 
 
 # -- contact details ------------------------------------------------------------------------------
-def _latest(records: ir.Table, column: str) -> ir.Table:
-    """Per customer_key, ``column`` and the record's country/postcode from its latest record holding it."""
-    present = records.filter(records[column].notnull())
-    order = [present.signup_at.isnull(), present.signup_at.desc(), present.source, present.customer_id]
-    ranked = present.mutate(_n=ibis.row_number().over(group_by="customer_key", order_by=order))
-    first = ranked.filter(ranked._n == 0)
-    return first.select("customer_key", column, **{f"{column}_country": first.country,
-                                                   f"{column}_postcode": first.postcode})
+#: Digits at the end of a phone number that find the records which may hold the same number
+#: (formats differ: "+45 12 34 56 78", "12345678"); the numbers themselves are compared in E.164.
+PHONE_TAIL_DIGITS = 7
+CONTACT_COLUMNS = ["customer_key", "email", "phone", "phone_country", "country", "zip"]
 
 
-def contact_details(warehouse: Warehouse, keys: ir.Table) -> ir.Table:
-    """(customer_key, email, phone, phone_country, country, zip) for each key of ``keys``, one row each."""
+def customer_records(warehouse: Warehouse) -> ir.Table:
+    """Every customer record with its person's key, e-mail normalised, phone as captured, consent and sign-up."""
     ids, customers = warehouse.table("identity_map"), warehouse.input_table("customers")
     joined = ids.join(customers, ["source", "customer_id"])
-    records = joined.select("customer_key", "source", "customer_id", "signup_at",
-                            email=normalise_email(joined.email),
-                            phone=ibis.ifelse(joined.phone.strip().length() > 0, joined.phone, ibis.null("string")),
-                            country=joined.country.upper(), postcode=normalise_code(joined.postcode))
-    emails, phones = _latest(records, "email"), _latest(records, "phone")
-    out = keys.select("customer_key").left_join(emails, "customer_key").select(
-        "customer_key", "email", "email_country", "email_postcode")
-    out = out.left_join(phones, "customer_key").select(
-        "customer_key", "email", "phone", "phone_country",
-        country=ibis.coalesce(out.email_country, phones.phone_country),
-        zip=ibis.coalesce(out.email_postcode, phones.phone_postcode))
-    return out
+    phone = ibis.ifelse(joined.phone.strip().length() > 0, joined.phone, ibis.null("string"))
+    return joined.select("customer_key", "source", "customer_id", "signup_at", "marketing_consent",
+                         email=normalise_email(joined.email), phone=phone, country=joined.country.upper(),
+                         postcode=normalise_code(joined.postcode),
+                         phone_tail=phone.re_replace(r"[^0-9]", "").right(PHONE_TAIL_DIGITS))
+
+
+def related_records(warehouse: Warehouse, keys: ir.Table) -> pd.DataFrame:
+    """The records of the persons of ``keys``, and every record that may share an e-mail or phone with them."""
+    records = customer_records(warehouse)
+    mine = records.semi_join(keys.select("customer_key"), "customer_key")
+    # a view per join: each side reads the same tables, which Ibis must tell apart
+    same_email = records.view().semi_join(mine.filter(mine.email.notnull()).select("email"), "email")
+    same_phone = records.view().semi_join(mine.filter(mine.phone_tail.notnull()).select("phone_tail"), "phone_tail")
+    frame = warehouse.to_pandas(mine.union(same_email).union(same_phone))
+    return frame.drop_duplicates(["source", "customer_id"]).reset_index(drop=True)
+
+
+def _consented(frame: pd.DataFrame) -> pd.Series:
+    """True where the record stated consent (NULL and false are not consent)."""
+    return frame.marketing_consent.map(lambda v: v is True or (isinstance(v, bool | np.bool_) and bool(v)))
+
+
+def allowed_identifiers(records: pd.DataFrame, column: str) -> set[str]:
+    """Values of ``column`` whose latest stated word is yes: among the records holding the value
+    and stating a consent, the most recently signed up (no sign-up time counts oldest; on a tie a
+    no wins) consented."""
+    stated = records[records[column].notna() & records.marketing_consent.notna()]
+    stated = stated.assign(_yes=_consented(stated))
+    latest = stated.sort_values(["signup_at", "_yes"], ascending=[False, True], na_position="last")
+    latest = latest.drop_duplicates(column, keep="first")
+    return set(latest.loc[latest._yes, column])
+
+
+def _latest_consenting(records: pd.DataFrame, column: str, allowed: set[str]) -> pd.DataFrame:
+    """Per customer_key, the latest consenting record whose ``column`` is allowed (ties by source, id)."""
+    usable = records[_consented(records) & records[column].isin(allowed)]
+    usable = usable.sort_values(["signup_at", "source", "customer_id"], ascending=[False, True, True],
+                                na_position="last")
+    return usable.drop_duplicates("customer_key", keep="first").set_index("customer_key")
+
+
+def contact_details(warehouse: Warehouse, keys: ir.Table) -> pd.DataFrame:
+    """(customer_key, email, phone, phone_country, country, zip) for each key of ``keys``, one row each.
+
+    Only identifiers of consenting records, and only those whose latest word is yes
+    (:func:`allowed_identifiers`); a person without one gets NULLs.
+    """
+    wanted = warehouse.to_pandas(keys.select("customer_key").distinct())["customer_key"]
+    records = related_records(warehouse, keys)
+    records["email_id"] = records.email.map(email_for_matching)
+    records["phone_id"] = [phone_to_e164(p, c if isinstance(c, str) else None) if isinstance(p, str) else None
+                           for p, c in zip(records.phone, records.country, strict=True)]
+    mine = records[records.customer_key.isin(set(wanted))]
+    emails = _latest_consenting(mine, "email_id", allowed_identifiers(records, "email_id"))
+    phones = _latest_consenting(mine, "phone_id", allowed_identifiers(records, "phone_id"))
+    out = pd.DataFrame({"customer_key": wanted.to_numpy()}).set_index("customer_key")
+    out["email"] = emails.email_id.reindex(out.index)
+    out["phone"] = phones.phone.reindex(out.index)
+    out["phone_country"] = phones.country.reindex(out.index)
+    out["country"] = emails.country.reindex(out.index).combine_first(phones.country.reindex(out.index))
+    out["zip"] = emails.postcode.reindex(out.index).combine_first(phones.postcode.reindex(out.index))
+    return out.reset_index()[CONTACT_COLUMNS]
 
 
 # -- formats ------------------------------------------------------------------------------------
@@ -170,7 +221,7 @@ def export_audience(warehouse: Warehouse, settings: Settings | None, name: str, 
     if members.customer_key.duplicated().any():  # resolution is one row per key; guard the promise
         raise ConfigError(f"audience {name!r} resolved a customer twice")
     if fmt in ("google", "meta"):
-        contacts = warehouse.to_pandas(contact_details(warehouse, members_expr))
+        contacts = contact_details(warehouse, members_expr)
         frame = _ad_frame(members, contacts, fmt)
     elif fmt == "crm":
         frame = _crm_frame(members)

@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from patron.config import purchase_model_name
 from patron.engine import Warehouse
 from patron.errors import PatronError
 from patron.models import BetaGeo, GammaGamma, ModifiedBetaGeo, ParetoNBD
@@ -44,12 +45,29 @@ from patron.models.margin import KeptMargin
 
 MODELS_TABLE = "models"
 
-#: Purchase models :func:`patron.scoring.fit_value_models` accepts, by class name.
+#: The purchase models by their one name (:data:`patron.config.PURCHASE_MODEL_NAMES`): what the
+#: backtest compares, ``patron fit`` fits and patron.toml names. Older spellings (the class
+#: names) are mapped to these by :func:`patron.config.purchase_model_name`.
 PURCHASE_MODELS: dict[str, type[ContinuousTimeModel]] = {
-    "BetaGeo": BetaGeo,
-    "ParetoNBD": ParetoNBD,
-    "ModifiedBetaGeo": ModifiedBetaGeo,
+    "bg_nbd": BetaGeo,
+    "pareto_nbd": ParetoNBD,
+    "mbg_nbd": ModifiedBetaGeo,
 }
+#: The models table stores class names; these rebuild them.
+_PURCHASE_CLASSES = {cls.__name__: cls for cls in PURCHASE_MODELS.values()}
+
+
+def purchase_model_class(name: str) -> type[ContinuousTimeModel]:
+    """The purchase model class of ``name`` in any accepted spelling (``bg_nbd``, ``BetaGeo``, …).
+
+    Raises ``ConfigError`` naming the accepted spellings.
+    """
+    return PURCHASE_MODELS[purchase_model_name(name)]
+
+
+def purchase_model_key(model: Any) -> str:
+    """The name (``bg_nbd``, …) of a purchase model instance; its class name for a class patron does not know."""
+    return next((name for name, cls in PURCHASE_MODELS.items() if type(model) is cls), type(model).__name__)
 KINDS = ("purchase", "spend", "margin")
 
 MODELS_SCHEMA = pa.schema(
@@ -218,7 +236,7 @@ def load_models(warehouse: Warehouse, model_id: str | None = None) -> FittedValu
     return FittedValueModels(
         model_id=model_id,
         fitted_at=pd.Timestamp(first["fitted_at"]).tz_convert("UTC"),
-        purchase=_rebuild(by_kind["purchase"], PURCHASE_MODELS, options.get("purchase", {})),
+        purchase=_rebuild(by_kind["purchase"], _PURCHASE_CLASSES, options.get("purchase", {})),
         spend=_rebuild(by_kind["spend"], {"GammaGamma": GammaGamma}, options.get("spend", {})),
         margin=KeptMargin.from_params(_params(by_kind["margin"])),
         unit_days=int(settings["unit_days"]),

@@ -57,11 +57,12 @@ from scipy import stats as sps
 from patron.config import Settings
 from patron.engine import Warehouse
 from patron.errors import ConfigError, ConvergenceError, PatronError
-from patron.model_store import PURCHASE_MODELS, FittedValueModels, new_model_id, utc_now
+from patron.model_store import FittedValueModels, new_model_id, purchase_model_class, utc_now
 from patron.models import FitWarning, GammaGamma
 from patron.models.clv import DAYS_PER_MONTH, cumulative_given_alive, discount_factors
-from patron.models.margin import KeptMargin, MarginMoments
-from patron.transforms.rfm import rfm_histogram
+from patron.models.margin import KeptMargin, MarginMoments, min_period_revenue
+from patron.transforms.rfm import day_number, rfm_histogram
+from patron.transforms.seasonality import POOLED, Seasonality
 
 RFM = "rfm"
 RFM_HISTOGRAM = "rfm_histogram"
@@ -77,7 +78,7 @@ def fit_value_models(
     warehouse: Warehouse,
     *,
     settings: Settings,
-    purchase_model: str = "BetaGeo",
+    purchase_model: str = "bg_nbd",
     penalizer: float = 0.0,
 ) -> FittedValueModels:
     """Fit the purchase, spend and margin models on the warehouse's ``rfm`` tables.
@@ -89,7 +90,7 @@ def fit_value_models(
     settings
         The project settings; ``settings.model`` gives the time unit.
     purchase_model
-        ``"BetaGeo"`` (default), ``"ParetoNBD"`` or ``"ModifiedBetaGeo"``.
+        ``"bg_nbd"`` (default), ``"pareto_nbd"`` or ``"mbg_nbd"`` (or the class names, older spellings).
     penalizer
         L2 penalty on the log-parameters of the purchase and spend models (0: maximum likelihood).
 
@@ -106,13 +107,12 @@ def fit_value_models(
         A boundary estimate is not an error: its ``FitWarning`` messages are kept in the
         model's ``fit_warnings_`` (shown under the fit table), not re-issued.
     """
-    if purchase_model not in PURCHASE_MODELS:
-        raise ConfigError(f"purchase_model must be one of {sorted(PURCHASE_MODELS)}, not {purchase_model!r}")
+    purchase_class = purchase_model_class(purchase_model)  # a ConfigError naming the spellings
     rfm = warehouse.table(RFM)
     histogram = warehouse.table(RFM_HISTOGRAM) if warehouse.has_table(RFM_HISTOGRAM) else rfm_histogram(rfm)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)  # kept in each model's fit_warnings_
-        purchase = PURCHASE_MODELS[purchase_model](penalizer=penalizer).fit(warehouse.to_pandas(histogram))
+        purchase = purchase_class(penalizer=penalizer).fit(warehouse.to_pandas(histogram))
         spend = GammaGamma(penalizer=penalizer).fit(warehouse.to_pandas(spend_histogram(rfm)))
     if not spend.params_["q"] > 1.0:
         raise ConvergenceError(f"GammaGamma: q = {spend.params_['q']:.3g} <= 1, the mean spend per order is infinite")
@@ -157,26 +157,31 @@ def margin_moments_in_engine(warehouse: Warehouse, rfm: ir.Table) -> MarginMomen
     parts = rfm.select(g=g, r=r, g_rep=g_rep, r_rep=r_rep, g_first=g - g_rep, r_first=r - r_rep)
     positive = parts.filter(parts.r > 0)
     m = positive.g / positive.r
-    both = (positive.r_first > 0) & (positive.r_rep > 0)
-    within = (positive.g_first - m * positive.r_first) ** 2 / positive.r_first + (
-        positive.g_rep - m * positive.r_rep
-    ) ** 2 / positive.r_rep
     first = warehouse.to_pandas(
         positive.aggregate(
             n_customers=positive.count(),
             revenue=positive.r.sum(),
             gp2=positive.g.sum(),
             revenue_sq=(positive.r**2).sum(),
-            n_within=both.cast("int64").sum(),
-            within_ss=ibis.ifelse(both, within, 0.0).sum(),
         )
     ).iloc[0]
     values = {k: (0.0 if pd.isna(v) else float(v)) for k, v in first.items()}
     mu = values["gp2"] / values["revenue"] if values["revenue"] > 0 else 0.0
-    between = warehouse.to_pandas(
-        positive.aggregate(between_ss=((positive.g - mu * positive.r) ** 2 / positive.r).sum())
-    ).iloc[0]["between_ss"]
-    return MarginMoments(between_ss=0.0 if pd.isna(between) else float(between), **values)
+    # periods with (next to) no revenue say nothing on the margin (patron.models.margin.MIN_PERIOD_SHARE)
+    floor = ibis.literal(min_period_revenue(values["n_customers"], values["revenue"]), type="float64")
+    both = (positive.r_first > floor) & (positive.r_rep > floor)
+    within = (positive.g_first - m * positive.r_first) ** 2 / positive.r_first + (
+        positive.g_rep - m * positive.r_rep
+    ) ** 2 / positive.r_rep
+    second = warehouse.to_pandas(
+        positive.aggregate(
+            between_ss=((positive.g - mu * positive.r) ** 2 / positive.r).sum(),
+            n_within=both.cast("int64").sum(),
+            within_ss=ibis.ifelse(both, within, 0.0).sum(),
+        )
+    ).iloc[0]
+    values.update({k: (0.0 if pd.isna(v) else float(v)) for k, v in second.items()})
+    return MarginMoments(**values)
 
 
 # -- the purchase part, per distinct row -----------------------------------------------
@@ -189,6 +194,7 @@ def purchase_rows(
     unit_days: float,
     observation_end: dt.date,
     min_p_alive: float = 0.05,
+    clock: Seasonality | None = None,
 ) -> pd.DataFrame:
     """The purchase model's predictions on distinct (frequency, recency, T) rows.
 
@@ -202,6 +208,13 @@ def purchase_rows(
     The monthly flows are computed as :func:`patron.models.clv.customer_lifetime_value`
     computes them, so the two agree.
 
+    With a seasonal ``clock`` (``rows`` then carry ``market``, as ``rfm`` does when it was
+    summarised on that clock), month ``i`` from the observation end ends at operational
+    time ``(Λ_m(end + i months) - Λ_m(end)) / unit_days`` of the row's market, so the
+    expected purchases of a month are differences of the cumulative expectation at
+    operational times: a quarter from November holds the Christmas peak. Next-order
+    dates are turned back into calendar days through the clock.
+
     Speed: the expected purchases factor as ``p_alive(x, t_x, T) * given_alive(x, T, t)``
     (:meth:`~patron.models._continuous.ContinuousTimeModel.expected_purchases_given_alive`),
     so the monthly counts and their parameter gradients, the costly special functions, are
@@ -210,27 +223,53 @@ def purchase_rows(
     if not discount_rate > -1.0:
         raise ConfigError("annual_discount_rate must be greater than -1")
     keys = {c: rows[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")}
-    month = DAYS_PER_MONTH / unit_days
     months = max(horizons)
-    pairs, pair_of_row, given_alive = cumulative_given_alive(model, keys["frequency"], keys["T"], months, month)
+    seasonal = clock is not None and not clock.is_flat
+    month: float | np.ndarray = DAYS_PER_MONTH / unit_days
+    codes = markets = None
+    if seasonal:
+        markets = clock.market_of(rows["market"]) if "market" in rows.columns else np.full(len(rows), POOLED)
+        month, codes = _month_ends(clock, markets, observation_end, months, unit_days)
+    pairs, pair_of_row, given_alive = cumulative_given_alive(model, keys["frequency"], keys["T"], months, month,
+                                                             clock_group=codes)
     discount = discount_factors(months, discount_rate)
     discounted = np.cumsum(np.diff(given_alive, axis=1) * discount, axis=1)
     p_alive = model.p_alive(keys)
     out: dict[str, Any] = {**keys, "p_alive": p_alive}
-    out["churn_risk"] = no_purchase_probability(model, keys, p_alive, t=min(horizons) * month)
+    if "market" in rows.columns:
+        out["market"] = rows["market"].to_numpy()
+    shortest = month[:, min(horizons) - 1] if seasonal else min(horizons) * month
+    out["churn_risk"] = no_purchase_probability(model, keys, p_alive, t=shortest)
     out["expected_next_order_date"] = next_order_dates(
-        model, keys, p_alive, unit_days, observation_end, min_p_alive=min_p_alive, max_days=months * DAYS_PER_MONTH
+        model, keys, p_alive, unit_days, observation_end, min_p_alive=min_p_alive, max_days=months * DAYS_PER_MONTH,
+        clock=clock if seasonal else None, markets=markets if seasonal else None,
     )
     alive_gradient = log_gradient(model, lambda m: m.p_alive(keys), p_alive)
     covariance = _log_params_covariance(model)
     for h in horizons:
-        count_gradient = log_gradient(model, lambda m, h=h: m.expected_purchases_given_alive(pairs, t=h * month),
+        t_h = pairs["horizons"][:, h - 1] if seasonal else h * month
+        count_gradient = log_gradient(model, lambda m, t_h=t_h: m.expected_purchases_given_alive(pairs, t=t_h),
                                       given_alive[:, h])
         gradient = alive_gradient + count_gradient[pair_of_row]
         out[f"orders_{h}"] = p_alive * given_alive[pair_of_row, h]
         out[f"factor_{h}"] = p_alive * discounted[pair_of_row, h - 1]
         out[f"var_{h}"] = np.einsum("ij,jk,ik->i", gradient, covariance, gradient)
     return pd.DataFrame(out)
+
+
+def _month_ends(clock: Seasonality, markets: np.ndarray, observation_end: dt.date, months: int,
+                unit_days: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the operational time from the observation end to the end of each month; and market codes.
+
+    Month ``i`` ends ``i * 365.25 / 12`` calendar days after the midnight starting the
+    observation end (the instant ``T`` is measured to), as on the calendar clock.
+    """
+    names, codes = np.unique(markets.astype(str), return_inverse=True)
+    start = float(day_number(observation_end))
+    stops = start + DAYS_PER_MONTH * np.arange(1, months + 1)
+    ends = np.vstack([(clock.operational_day(name, stops) - clock.operational_day(name, start)) / unit_days
+                      for name in names])
+    return ends[codes], codes.astype(float)
 
 
 def _log_params_covariance(model: Any) -> np.ndarray:
@@ -287,6 +326,8 @@ def next_order_dates(
     *,
     min_p_alive: float,
     max_days: float,
+    clock: Seasonality | None = None,
+    markets: np.ndarray | None = None,
 ) -> np.ndarray:
     """Median date of the next order if the customer is still active; NaT when unlikely or too far.
 
@@ -296,9 +337,17 @@ def next_order_dates(
     ``scores``) where ``p_alive < min_p_alive``
     (the date would promise an order that is unlikely to come) or the median wait is
     longer than ``max_days`` (the longest horizon scored) or infinite: a light buyer's
-    median wait runs to decades, a date no campaign can use.
+    median wait runs to decades, a date no campaign can use. With a seasonal ``clock`` the
+    wait is operational time of each row's market (``markets``), turned into calendar days.
     """
     wait = model.time_to_next_purchase(keys) * unit_days
+    if clock is not None and markets is not None:
+        start = float(day_number(observation_end))
+        finite = np.isfinite(wait) & (wait <= 4 * max_days)
+        op_start = clock.operational_day(markets, np.full(len(wait), start))
+        calendar = clock.calendar_day(markets[finite], op_start[finite] + wait[finite]) - start
+        wait = wait.copy()
+        wait[finite] = calendar
     usable = (p_alive >= min_p_alive) & np.isfinite(wait) & (wait <= max_days)
     days = np.maximum(np.rint(np.where(usable, wait, 0.0)), 1.0).astype("int64")
     dates = np.datetime64(observation_end, "D") + days.astype("timedelta64[D]")
@@ -352,6 +401,7 @@ def score_customers(
     level: float = DEFAULT_LEVEL,
     min_p_alive: float = DEFAULT_MIN_P_ALIVE,
     table: str = SCORES,
+    clock: Seasonality | None = None,
 ) -> ScoreResult:
     """Score every customer of ``rfm`` and write table ``scores`` (one row per customer).
 
@@ -373,6 +423,9 @@ def score_customers(
         Below this probability of being alive a customer gets no next-order date.
     table
         The table written.
+    clock
+        The seasonal clock ``rfm`` was summarised on (``None``: the calendar); horizons
+        and next-order dates are then measured on it (see :func:`purchase_rows`).
 
     Returns
     -------
@@ -395,7 +448,7 @@ def score_customers(
     rfm = warehouse.table(RFM)
     end = _observation_end(warehouse, rfm, settings, observation_end)
     horizons = tuple(int(h) for h in settings.model.horizons_months)
-    rows, spend = score_inputs(warehouse, models, settings, rfm, end, min_p_alive=min_p_alive)
+    rows, spend = score_inputs(warehouse, models, settings, rfm, end, min_p_alive=min_p_alive, clock=clock)
     with warehouse.scratch(_arrow_rows(rows)) as row_table, warehouse.scratch(spend) as spend_table:
         expr = scores_expression(rfm, row_table, spend_table, models, horizons=horizons, value=settings.model.value,
                                  level=level)
@@ -405,15 +458,25 @@ def score_customers(
 
 
 def score_inputs(warehouse: Warehouse, models: FittedValueModels, settings: Settings, rfm: ir.Table,
-                 end: dt.date, *, min_p_alive: float = DEFAULT_MIN_P_ALIVE) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 end: dt.date, *, min_p_alive: float = DEFAULT_MIN_P_ALIVE,
+                 clock: Seasonality | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The two small tables scoring joins to ``rfm``: purchase-model values per distinct
-    (frequency, recency, T) and Gamma-Gamma coefficients per frequency (batch and service alike)."""
-    distinct = warehouse.to_pandas(rfm.select("frequency", "recency", "T").distinct())
-    return row_inputs(models, settings, distinct, end, min_p_alive=min_p_alive)
+    (frequency, recency, T) — and market, on a seasonal clock — and Gamma-Gamma coefficients
+    per frequency (batch and service alike)."""
+    keys = row_keys(rfm, clock)
+    distinct = warehouse.to_pandas(rfm.select(*keys).distinct())
+    return row_inputs(models, settings, distinct, end, min_p_alive=min_p_alive, clock=clock)
+
+
+def row_keys(rfm: ir.Table, clock: Seasonality | None) -> list[str]:
+    """The columns the per-row table is keyed on: (frequency, recency, T), and ``market`` on a seasonal clock."""
+    seasonal = clock is not None and not clock.is_flat and "market" in rfm.columns
+    return ["frequency", "recency", "T", *(["market"] if seasonal else [])]
 
 
 def row_inputs(models: FittedValueModels, settings: Settings, distinct: pd.DataFrame, end: dt.date, *,
-               min_p_alive: float = DEFAULT_MIN_P_ALIVE) -> tuple[pd.DataFrame, pd.DataFrame]:
+               min_p_alive: float = DEFAULT_MIN_P_ALIVE,
+               clock: Seasonality | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`score_inputs` of rows already in Python: ``distinct`` holds distinct (frequency, recency, T).
 
     The service scores one customer whose row it has at hand, so it calls this directly
@@ -422,7 +485,7 @@ def row_inputs(models: FittedValueModels, settings: Settings, distinct: pd.DataF
     horizons = tuple(int(h) for h in settings.model.horizons_months)
     rows = purchase_rows(models.purchase, distinct, horizons=horizons,
                          discount_rate=settings.model.annual_discount_rate, unit_days=models.unit_days,
-                         observation_end=end, min_p_alive=min_p_alive)
+                         observation_end=end, min_p_alive=min_p_alive, clock=clock)
     spend = spend_coefficients(models.spend, np.unique(distinct["frequency"].to_numpy()))
     return rows, spend
 
@@ -456,10 +519,12 @@ def _arrow_rows(rows: pd.DataFrame) -> pa.Table:
     """The per-row table with explicit types (the date column may be all NULL)."""
     dates = rows["expected_next_order_date"].to_numpy(dtype="datetime64[D]")
     columns = {c: pa.array(rows[c].to_numpy(), type=pa.float64()) for c in rows.columns
-               if c not in ("frequency", "expected_next_order_date")}
+               if c not in ("frequency", "market", "expected_next_order_date")}
+    market = {"market": pa.array(rows["market"].astype(str).to_numpy(), type=pa.string())} if "market" in rows else {}
     return pa.table({
         "frequency": pa.array(rows["frequency"].to_numpy().astype("int64")),
         **columns,
+        **market,
         "expected_next_order_date": pa.array(dates, type=pa.date32(), mask=np.isnat(dates)),
     })
 
@@ -481,7 +546,8 @@ def scores_expression(
     (inlined, they repeated in every horizon's five columns and the query spent most of its
     time on them).
     """
-    joined = rfm.join(rows, ["frequency", "recency", "T"]).join(spend, "frequency")
+    keys = ["frequency", "recency", "T", *(["market"] if "market" in rows.columns and "market" in rfm.columns else [])]
+    joined = rfm.join(rows, keys).join(spend, "frequency")
     m = ibis.ifelse(joined.monetary_revenue > 0, joined.monetary_revenue, 0.0)
     gamma = ibis.literal(models.spend.params_["gamma"])
     u = gamma / (gamma + joined.frequency.cast("float64") * m)

@@ -13,6 +13,11 @@ table with every scoring run. Definitions come from ``[segments]`` in ``patron.t
   customers share a score, so the many one-time buyers all score F = 1), placed on the
   usual grid (champions, loyal, at risk, hibernating, ...). ``m_score`` is given too.
 * **Lifecycle stage**: ``car.lifecycle_stage`` (new, active, reactivated, lapsing, lapsed).
+  The record is the one **as of the scores' date** (:func:`scores_as_of`: the day after
+  the observation end the scores were computed at), never the latest at hand: a record
+  of another date is refused (:func:`customer_record`), naming both dates and the
+  command that builds the right one. ``segments.as_of_date`` keeps the date, so that
+  audiences can refuse segments older than the scores.
 * **Strategy grid**: current value (historic GP2, or revenue when ``[model] value =
   "revenue"``) × potential value (CLV) rated low / medium / high by rank, × engagement
   (days since the last interaction); ``strategy_cell`` reads ``current_potential_engagement``.
@@ -20,19 +25,121 @@ table with every scoring run. Definitions come from ``[segments]`` in ``patron.t
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 
 from patron.config import SegmentSettings, Settings
-from patron.transforms.features.registry import latest_record
+from patron.errors import PatronError
+from patron.transforms.rfm import date_day_number, utc_day_number
 
 if TYPE_CHECKING:
     from patron.engine import Warehouse
 
 SEGMENTS = "segments"
 LEVELS = ("low", "medium", "high")
+_EPOCH = dt.date(1970, 1, 1)
+
+
+# -- which date ------------------------------------------------------------------------------------
+def scores_as_of(warehouse: Warehouse, settings: Settings | None = None) -> dt.date | None:
+    """The date the scores describe: the day after the observation end they were computed at.
+
+    It is the date a customer record (``car.as_of_date``) must carry to go with them
+    (``patron features`` counts data before its as-of date). Read, in this order, from
+
+    1. ``scores.observation_end``, where scoring writes one;
+    2. ``rfm`` in calendar time (scores are computed from it): each row's first purchase
+       day plus its age ``T`` is the observation end;
+    3. ``rfm`` on a seasonal clock (it has ``market``; ``T`` is operational time): the
+       configured ``[model] observation_end``, else the day of the last purchase of the
+       customers scored by the batch (those sharing its ``scored_at``).
+
+    In 1 and 2 the date most rows share counts (the service moves the rows of customers
+    it rescores). None when nothing says (hand-made tables).
+    """
+    settings = settings or warehouse.settings
+    scores = warehouse.table("scores")
+    rfm = warehouse.table("rfm") if warehouse.has_table("rfm") else None
+    if "observation_end" in scores.columns:
+        days = scores.select(day=date_day_number(scores.observation_end.cast("date")))
+    elif rfm is not None and "market" in rfm.columns and "last_purchase_at" in rfm.columns:
+        return _seasonal_scores_as_of(warehouse, settings, scores, rfm)
+    elif rfm is not None and {"first_purchase_at", "T"} <= set(rfm.columns):
+        age = (rfm["T"] * settings.model.unit_days).round().cast("int64")
+        days = rfm.select(day=utc_day_number(rfm.first_purchase_at) + age)
+    else:
+        return None
+    days = days.filter(days.day.notnull())
+    mode = days.group_by("day").aggregate(n=days.count()).order_by([ibis.desc("n"), ibis.desc("day")]).limit(1)
+    found = warehouse.to_pandas(mode)
+    if found.empty:
+        return None
+    return _EPOCH + dt.timedelta(days=int(found["day"].iloc[0]) + 1)
+
+
+def _seasonal_scores_as_of(warehouse: Warehouse, settings: Settings, scores: ir.Table,
+                           rfm: ir.Table) -> dt.date | None:
+    """Case 3 of :func:`scores_as_of`: the configured end, else the last purchase day of the batch's customers."""
+    if settings.model.observation_end:
+        return dt.date.fromisoformat(settings.model.observation_end) + dt.timedelta(days=1)
+    batch = scores
+    if "scored_at" in scores.columns:
+        stamps = scores.group_by("scored_at").aggregate(n=scores.count()).order_by(ibis.desc("n")).limit(1)
+        batch = scores.semi_join(stamps.select("scored_at"), "scored_at")
+    last = rfm.semi_join(batch.select("customer_key"), "customer_key")
+    found = warehouse.to_pandas(last.aggregate(day=utc_day_number(last.last_purchase_at).max()))
+    if found.empty or pd.isna(found["day"].iloc[0]):
+        return None
+    return _EPOCH + dt.timedelta(days=int(found["day"].iloc[0]) + 1)
+
+
+def record_dates(car: ir.Table, warehouse: Warehouse) -> list[dt.date]:
+    """The as-of dates a ``car`` table holds, oldest first."""
+    frame = warehouse.to_pandas(car.select("as_of_date").distinct())
+    return sorted(pd.Timestamp(d).date() for d in frame["as_of_date"] if not pd.isna(d))
+
+
+def customer_record(warehouse: Warehouse, as_of: dt.date | None) -> ir.Table | None:
+    """The rows of ``car`` as of ``as_of`` (the scores' date); None when there is no ``car``.
+
+    Never another date in its place: a ``car`` without a record of that date raises a
+    PatronError naming both dates and the command that builds it. When ``as_of`` is
+    unknown (None), a ``car`` of one date (or without dates) is taken as it is.
+    """
+    if not warehouse.has_table("car"):
+        return None
+    car = warehouse.table("car")
+    if "as_of_date" not in car.columns:
+        return car
+    dates = record_dates(car, warehouse)
+    if as_of is None:
+        if len(dates) > 1:
+            raise PatronError(f"the customer record (car) holds {len(dates)} as-of dates and the scores' date "
+                              "cannot be told (rfm has no first_purchase_at); rebuild with `patron rfm` and "
+                              "`patron score`")
+        return car
+    if as_of not in dates:
+        held = ", ".join(str(d) for d in dates[-3:]) or "no date"
+        raise PatronError(f"the customer record (car) is as of {held} but the scores are as of {as_of}; "
+                          f"run `patron features --as-of {as_of}`")
+    return car.filter(car.as_of_date == ibis.literal(as_of, type="date"))
+
+
+def check_segments_date(warehouse: Warehouse, as_of: dt.date | None) -> None:
+    """Refuse ``segments`` written for other scores than the present ones (a PatronError naming both dates)."""
+    if as_of is None:
+        return
+    segments = warehouse.table(SEGMENTS)
+    dates = record_dates(segments, warehouse) if "as_of_date" in segments.columns else []
+    if not dates:
+        raise PatronError(f"the segments carry no date and the scores are as of {as_of}; run `patron segments`")
+    if dates != [as_of]:
+        raise PatronError(f"the segments are as of {dates[-1]} but the scores are as of {as_of}; "
+                          "run `patron segments`")
 
 
 def rank_from_top(value: ir.NumericValue, key: ir.StringValue) -> ir.IntegerValue:
@@ -81,11 +188,13 @@ def left_join_on_key(left: ir.Table, right: ir.Table) -> ir.Table:
     return joined.select(left, *[joined[c] for c in right.columns if c != "customer_key"])
 
 
-def segments_expression(scores: ir.Table, rfm: ir.Table, car: ir.Table | None, settings: Settings) -> ir.Table:
+def segments_expression(scores: ir.Table, rfm: ir.Table, car: ir.Table | None, settings: Settings, *,
+                        as_of: dt.date | None = None) -> ir.Table:
     """Per scored customer: tiers, RFM scores and segment, lifecycle, strategy grid.
 
-    ``car`` may be None (no customer record built yet): lifecycle is then ``unknown``
-    and engagement ``low``.
+    ``car`` is the customer record as of ``as_of`` (the scores' date, kept as
+    ``as_of_date``), one row per customer; it may be None (no customer record built
+    yet): lifecycle is then ``unknown`` and engagement ``low``.
     """
     seg = settings.segments
     h = seg.horizon_months
@@ -113,6 +222,7 @@ def segments_expression(scores: ir.Table, rfm: ir.Table, car: ir.Table | None, s
     potential = level_by_rank(ranked.value_rank, ranked.n_customers, seg.grid_shares)
     out = ranked.select(
         "customer_key",
+        as_of_date=ibis.literal(as_of, type="date") if as_of is not None else ibis.null("date"),
         horizon_months=ibis.literal(h, type="int64"),
         clv=ranked.clv,
         value_rank=ranked.value_rank.cast("int64"),
@@ -133,10 +243,13 @@ def write_segments(warehouse: Warehouse, settings: Settings | None = None) -> ir
     """Compute the segments of every customer in ``scores`` and write table ``segments``.
 
     Call after every scoring run, so that segments always describe the current scores.
+    The customer record must be as of the scores' date (:func:`customer_record` raises
+    otherwise); without any ``car`` lifecycle is ``unknown`` and engagement ``low``.
     """
     settings = settings or warehouse.settings
-    car = latest_record(warehouse.table("car")) if warehouse.has_table("car") else None
-    expr = segments_expression(warehouse.table("scores"), warehouse.table("rfm"), car, settings)
+    as_of = scores_as_of(warehouse, settings)
+    car = customer_record(warehouse, as_of)
+    expr = segments_expression(warehouse.table("scores"), warehouse.table("rfm"), car, settings, as_of=as_of)
     warehouse.write(SEGMENTS, expr)
     return warehouse.table(SEGMENTS)
 

@@ -30,7 +30,7 @@ def result() -> BacktestResult:
 def test_all_charts_are_written_and_not_blank(result: BacktestResult, tmp_path: Path) -> None:
     paths = backtest_charts.write_backtest_charts(result, tmp_path / "charts")
     assert [p.name for p in paths] == ["backtest_by_frequency.png", "backtest_tracking.png",
-                                       "backtest_deciles.png", "backtest_gain.png"]
+                                       "backtest_deciles.png", "backtest_gain.png", "backtest_reliability.png"]
     for path in paths:
         assert path.stat().st_size > 10_000, path.name
         pixels = image.imread(path)
@@ -63,3 +63,13 @@ def test_each_chart_function_returns_its_path(tmp_path: Path) -> None:
 def test_model_labels_read_as_the_literature_names() -> None:
     assert backtest_charts.model_label("bg_nbd") == "BG/NBD"
     assert backtest_charts.model_label("champion_x") == "champion_x"
+
+
+def test_tracking_per_period_sums_to_the_cumulative_curve(result: BacktestResult, tmp_path: Path) -> None:
+    cumulative, per_period = result.tracking_frame(), result.tracking_frame(cumulative=False)
+    assert list(per_period.columns) == list(cumulative.columns)
+    for column in ("actual", "bg_nbd", "pareto_nbd"):
+        assert per_period[column].cumsum().to_numpy() == pytest.approx(cumulative[column].to_numpy())
+    out = backtest_charts.tracking_chart(cumulative, tmp_path / "two_panels.png", per_period=per_period)
+    single = backtest_charts.tracking_chart(cumulative, tmp_path / "one_panel.png")
+    assert image.imread(out).shape[0] > image.imread(single).shape[0]  # the per-period panel on top

@@ -152,8 +152,12 @@ def test_tier_and_segments_come_from_the_segments_table(client: TestClient, serv
         ("post", "/score", {"summary": {"frequency": 0, "recency": 3.0, "T": 10.0}}, 422, "recency 0"),
         ("post", "/score", {"summary": {"frequency": 1, "recency": 3.0, "T": 1.0}}, 422, "recency cannot exceed T"),
         ("post", "/score", {}, 422, "exactly one of"),
-        ("post", "/score", {"orders": [{"ordered_at": "2099-01-01T00:00:00Z", "revenue": 1.0}],
+        ("post", "/score", {"orders": [{"ordered_at": "2024-01-01T00:00:00Z", "revenue": 1.0}],
                             "observation_end": "2020-01-01"}, 422, "no posted order"),
+        ("post", "/score", {"orders": [{"ordered_at": "2099-01-01T00:00:00Z", "revenue": 1.0}]}, 422,
+         "orders[0].ordered_at: 2099-01-01"),
+        ("post", "/events", {"order_id": "F1", "customer_key": "C1", "ordered_at": "2099-01-01T00:00:00Z",
+                             "revenue": 1.0, "gp2": 0.5}, 422, "ordered_at: 2099-01-01"),
         ("get", "/audiences/x?limit=0", None, 422, "query.limit"),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from patron.service.duckdb_store import INDEXES, DuckDBStore
 from patron.service.routers.customers import customer_view
 from patron.service.schemas import CustomerView, Scores
 from patron.service.store import CustomerRows, RecordedOrder, ServiceStore, open_store
+from patron.transforms.rfm import rfm_summary
+from patron.transforms.seasonality import SEASONALITY
 from tests.service.conftest import make_service
 
 
@@ -112,28 +115,70 @@ def test_reads_do_not_wait_for_the_write_lock(stores: Any) -> None:
     assert found == [True]
 
 
-def record_on(store_kind: str, scored_project: Path, folder: Path, events: list[dict[str, Any]]) -> RecordedOrder:
-    """Record ``events`` in turn on a fresh copy; what the last one recorded."""
+Change = Callable[[DuckDBWarehouse], None]
+
+
+def record_on(store_kind: str, scored_project: Path, folder: Path, events: list[dict[str, Any]], *,
+              before: Change | None = None, between: Change | None = None) -> RecordedOrder:
+    """Record ``events`` in turn on a fresh copy changed by ``before``, ``between`` changing it (through the
+    store) after the first event; what the last one recorded."""
     own = make_service(scored_project, folder)
     with connect(own.settings) as warehouse:
+        if before is not None:
+            before(warehouse)
         lock = threading.Lock()
         store = DuckDBStore(warehouse, lock) if store_kind == "fast" else ServiceStore(warehouse, lock)
         store.prepare()
-        for event in events:
+        for i, event in enumerate(events):
             recorded = store.record_order(load_models(warehouse), own.settings, event, key_id="k")
+            if i == 0 and between is not None:
+                with store.use() as used:
+                    between(used)
         store.close()
     return recorded
 
 
-def test_an_order_recorded_on_the_fast_path_equals_the_generic_path(scored_project: Path, tmp_path: Path) -> None:
-    with connect(make_service(scored_project, tmp_path / "peek").settings) as peek:
+def same_records(fast: RecordedOrder, slow: RecordedOrder) -> bool:
+    """The two recorded rows as the endpoint sends them, ``scored_at`` aside."""
+    for quick, reference in ((fast.rfm, slow.rfm), (fast.scores, slow.scores)):
+        if list(quick) != list(reference):
+            return False
+        sent, expected = (Scores.model_validate(rows).model_dump(mode="json") for rows in (quick, reference))
+        sent.pop("scored_at", None)
+        expected.pop("scored_at", None)
+        if not same(sent, expected):
+            return False
+    return True
+
+
+def repeat_orders(scored_project: Path, folder: Path) -> list[dict[str, Any]]:
+    """Orders of three repeat buyers on 2026-03-01."""
+    with connect(make_service(scored_project, folder).settings) as peek:
         keys = [r[0] for r in peek.con.con.execute(
             "SELECT customer_key FROM rfm WHERE frequency >= 2 ORDER BY 1 LIMIT 3").fetchall()]
+    return [{"order_id": f"SAME-{i}", "customer_key": key, "ordered_at": "2026-03-01T08:00:00+00:00",
+             "channel": "store", "country": "DE", "store_id": "DE-S001", "revenue": 75.0 + i, "gp2": 20.0}
+            for i, key in enumerate(keys)]
+
+
+def on_the_calendar(warehouse: DuckDBWarehouse) -> None:
+    """``rfm`` summarised on the calendar, as with ``[model] seasonality = "off"``."""
+    end = warehouse.con.con.execute("SELECT max(ordered_at)::DATE FROM order_values").fetchone()[0]
+    warehouse.write("rfm", rfm_summary(warehouse.table("order_values"), observation_end=end))
+    warehouse.drop(SEASONALITY)
+
+
+def another_clock(warehouse: DuckDBWarehouse) -> None:
+    """A batch run that stored another seasonal clock (the months' intensities in reverse)."""
+    frame = warehouse.to_pandas(warehouse.table(SEASONALITY)).sort_values(["market", "month"])
+    frame["intensity"] = frame.groupby("market")["intensity"].transform(lambda s: s.to_numpy()[::-1])
+    warehouse.write(SEASONALITY, frame)
+
+
+def test_an_order_recorded_on_the_fast_path_equals_the_generic_path(scored_project: Path, tmp_path: Path) -> None:
     # two orders of other customers first: the fast path's third event runs statements prepared before it
-    events = [{"order_id": f"SAME-{i}", "customer_key": key, "ordered_at": "2026-03-01T08:00:00+00:00",
-               "channel": "store", "country": "DE", "store_id": "DE-S001", "revenue": 75.0 + i, "gp2": 20.0}
-              for i, key in enumerate(keys)]
-    key = keys[-1]
+    events = repeat_orders(scored_project, tmp_path / "peek")
+    key = events[-1]["customer_key"]
     fast = record_on("fast", scored_project, tmp_path / "fast", events)
     slow = record_on("generic", scored_project, tmp_path / "slow", events)
     assert fast.observation_end == slow.observation_end == dt.date(2026, 3, 1)
@@ -147,3 +192,18 @@ def test_an_order_recorded_on_the_fast_path_equals_the_generic_path(scored_proje
         sent.pop("scored_at", None)
         expected.pop("scored_at", None)
         assert same(sent, expected)
+
+
+@pytest.mark.parametrize("change", ["calendar", "new clock"])
+def test_the_fast_path_follows_the_clock_of_rfm(scored_project: Path, tmp_path: Path, change: str) -> None:
+    """On the calendar (no clock stored) and after a batch run stored another clock, as the generic path."""
+    events = repeat_orders(scored_project, tmp_path / "peek")
+    changes: dict[str, Change] = {"before": on_the_calendar} if change == "calendar" else {"between": another_clock}
+    fast = record_on("fast", scored_project, tmp_path / "fast", events, **changes)
+    slow = record_on("generic", scored_project, tmp_path / "slow", events, **changes)
+    assert ("market" in fast.rfm) == (change != "calendar")
+    assert fast.rfm["customer_key"] == events[-1]["customer_key"]
+    assert same_records(fast, slow)
+    if change == "new clock":  # the new clock counts: the row differs from one on the old clock
+        old = record_on("generic", scored_project, tmp_path / "old", events)
+        assert not same_records(fast, old)

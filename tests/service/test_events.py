@@ -16,6 +16,7 @@ from patron.model_store import load_models
 from patron.scoring import score_customers
 from patron.service.app import create_app
 from patron.transforms.rfm import rfm_summary
+from patron.transforms.seasonality import POOLED, stored_seasonality
 from tests.service.conftest import make_service
 
 NEW_ORDER_AT = "2026-02-10T15:30:00+01:00"  # after the generated data end: the observation end moves to this day
@@ -23,7 +24,10 @@ NEW_ORDER_AT = "2026-02-10T15:30:00+01:00"  # after the generated data end: the 
 
 @pytest.fixture(scope="module")
 def outcome(scored_project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Post one order of a repeat buyer and one of a new customer; then rescore everything in batch."""
+    """Post one order of a repeat buyer and one of a new customer; then rescore everything in batch.
+
+    The batch summarised ``rfm`` on a seasonal clock (two years of orders): the live rows must be on it too.
+    """
     own = make_service(scored_project, tmp_path_factory.mktemp("events"))
     with TestClient(create_app(own.settings)) as client, client.app.state.service.use() as warehouse:
         rfm = warehouse.table("rfm")
@@ -44,10 +48,12 @@ def outcome(scored_project: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     with connect(own.settings) as warehouse:
         events = warehouse.to_pandas(warehouse.table("order_events"))
         end = dt.date(2026, 2, 10)
+        clock = stored_seasonality(warehouse)
+        assert clock is not None and not clock.is_flat
         warehouse.write("rfm", rfm_summary(warehouse.table("order_values"), observation_end=end,
-                                           unit_days=own.settings.model.unit_days))
+                                           unit_days=own.settings.model.unit_days, clock=clock))
         score_customers(warehouse, load_models(warehouse), settings=own.settings, observation_end=end,
-                        table="scores_batch")
+                        table="scores_batch", clock=clock)
         batch = warehouse.to_pandas(warehouse.table("scores_batch")).set_index("customer_key")
         batch_rfm = warehouse.to_pandas(warehouse.table("rfm")).set_index("customer_key")
     # a later batch rebuild from the contract tables keeps the posted orders
@@ -56,8 +62,10 @@ def outcome(scored_project: Path, tmp_path_factory: pytest.TempPathFactory) -> d
         values = warehouse.table("order_values")
         rebuilt = warehouse.to_pandas(values.filter(values.order_id.isin(["API-0001", "API-0002"])))
         rebuilt_rfm = warehouse.to_pandas(warehouse.table("rfm")).set_index("customer_key")
+        rebuilt_clock = stored_seasonality(warehouse)
     return {"key": key, "before": before, "posted": posted, "newcomer": newcomer, "again": again, "view": view,
-            "events": events, "batch": batch, "batch_rfm": batch_rfm, "rebuilt": rebuilt, "rebuilt_rfm": rebuilt_rfm}
+            "events": events, "clock": clock, "batch": batch, "batch_rfm": batch_rfm, "rebuilt": rebuilt,
+            "rebuilt_rfm": rebuilt_rfm, "rebuilt_clock": rebuilt_clock}
 
 
 def test_the_order_updates_the_summary_by_hand(outcome: dict[str, Any]) -> None:
@@ -65,7 +73,9 @@ def test_the_order_updates_the_summary_by_hand(outcome: dict[str, Any]) -> None:
     assert response.status_code == 201, response.text
     rfm = response.json()["rfm"]
     first = pd.Timestamp(before["first_purchase_at"]).tz_convert("UTC").normalize()
-    weeks = (pd.Timestamp("2026-02-10", tz="UTC") - first).days / 7  # new last day = observation end
+    # new last day = observation end, in operational weeks of the customer's market
+    weeks = float(outcome["clock"].operational_weeks(before["market"], first, "2026-02-10"))
+    assert weeks != pytest.approx((pd.Timestamp("2026-02-10", tz="UTC") - first).days / 7, abs=1e-6)
     assert rfm["frequency"] == before["frequency"] + 1
     assert rfm["recency"] == pytest.approx(weeks, abs=1e-12) and rfm["T"] == pytest.approx(weeks, abs=1e-12)
     assert rfm["n_orders"] == before["n_orders"] + 1
@@ -93,7 +103,9 @@ def test_the_scores_equal_a_batch_rescore_of_the_same_data(outcome: dict[str, An
 def test_a_new_customer_starts_with_one_order(outcome: dict[str, Any]) -> None:
     body = outcome["newcomer"].json()
     assert outcome["newcomer"].status_code == 201
-    assert (body["rfm"]["frequency"], body["rfm"]["recency"], body["rfm"]["T"]) == (0, 0.0, 1 / 7)
+    day = float(outcome["clock"].operational_weeks(POOLED, "2026-02-09", "2026-02-10"))  # no country: all markets
+    assert (body["rfm"]["frequency"], body["rfm"]["recency"], body["rfm"]["market"]) == (0, 0.0, POOLED)
+    assert body["rfm"]["T"] == pytest.approx(day, abs=1e-12)
     assert body["scores"]["p_alive"] == pytest.approx(1.0)  # BG/NBD: no repeat purchase, alive for sure
 
 
@@ -112,8 +124,12 @@ def test_a_batch_rebuild_keeps_the_posted_orders(outcome: dict[str, Any]) -> Non
     rebuilt = outcome["rebuilt"].set_index("order_id")
     assert sorted(rebuilt.index) == ["API-0001", "API-0002"]
     assert rebuilt.loc["API-0001", "gp2"] == 45.5 and rebuilt.loc["API-0001", "source"] == "api"
-    for column in ("frequency", "recency", "T"):
-        assert outcome["rebuilt_rfm"].loc[outcome["key"], column] == outcome["batch_rfm"].loc[outcome["key"], column]
+    row, batch = outcome["rebuilt_rfm"].loc[outcome["key"]], outcome["batch_rfm"].loc[outcome["key"]]
+    assert row["frequency"] == batch["frequency"] and row["market"] == batch["market"]
+    # the rebuild estimates the clock again from more months: the posted order is still the last purchase
+    first = pd.Timestamp(row["first_purchase_at"]).tz_convert("UTC").normalize()
+    weeks = float(outcome["rebuilt_clock"].operational_weeks(row["market"], first, "2026-02-10"))
+    assert row["recency"] == pytest.approx(weeks, abs=1e-9) and row["T"] == pytest.approx(weeks, abs=1e-9)
 
 
 def test_the_rescore_takes_milliseconds(outcome: dict[str, Any]) -> None:

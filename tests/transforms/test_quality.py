@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import tomllib
 from pathlib import Path
 
 import ibis
 import pandas as pd
 import pytest
 
-from patron.config import QualitySettings, Settings
+from patron.config import DEFAULT_TOML, QualitySettings, Settings, parse_settings
 from patron.contract import contract_table
 from patron.engine import Warehouse, connect
+from patron.errors import ConfigError
 from patron.transforms.quality import BLOCKING, REPORT_TABLE, WARNING, run_checks, write_report
 
 NOW = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
@@ -141,3 +143,28 @@ def test_missing_tables(tmp_path: Path) -> None:
     # without fx_rates the four GBP orders have no rate: blocking
     assert report.result("orders_without_rates").metric == pytest.approx(0.5)
     assert {r.name for r in report.blocking_failures} == {"orders_without_rates"}
+
+
+def test_future_orders_compare_with_the_clock_and_its_tolerance(tmp_path: Path) -> None:
+    wh = connect(Settings(project_dir=tmp_path))
+    shop = clean_shop()
+    # the last order is the clock's concern, not the reference: o7 lies 12 hours, o6 three days after NOW
+    shop["orders"].loc[7, "ordered_at"] = pd.Timestamp(NOW) + pd.Timedelta(hours=12)
+    shop["orders"].loc[6, "ordered_at"] = pd.Timestamp(NOW) + pd.Timedelta(days=3)
+    load(wh, shop)
+    result = run_checks(wh, SETTINGS, now=NOW).result("future_orders")
+    assert result.metric == pytest.approx(1 / 8) and not result.passed  # within a day of the clock is tolerated
+    assert "2024-06-02 00:00 UTC" in result.message and "future_tolerance_days = 1" in result.message
+    strict = run_checks(wh, QualitySettings(future_tolerance_days=0), now=NOW).result("future_orders")
+    assert strict.metric == pytest.approx(2 / 8)
+    later = run_checks(wh, SETTINGS, now=NOW + dt.timedelta(days=5)).result("future_orders")
+    assert later.passed  # the same orders, checked once their days have come
+
+
+def test_future_tolerance_setting() -> None:
+    assert QualitySettings().future_tolerance_days == 1
+    assert parse_settings(tomllib.loads(DEFAULT_TOML), Path(".")).quality.future_tolerance_days == 1
+    assert parse_settings({"quality": {"future_tolerance_days": 0.5}}, Path(".")).quality.future_tolerance_days == 0.5
+    for bad in (-1, "1", True, 1000):
+        with pytest.raises(ConfigError, match="future_tolerance_days"):
+            parse_settings({"quality": {"future_tolerance_days": bad}}, Path("."))

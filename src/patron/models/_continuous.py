@@ -218,6 +218,37 @@ class ContinuousTimeModel(BaseModel):
         """The model's expected purchases in ``(T, T + t]`` given alive at ``T`` (validated input)."""
         raise NotImplementedError
 
+    def p_no_purchase_given_alive(self, data: Any, *, t: float | FloatArray) -> FloatArray:
+        """``P(X(T, T+t) = 0 | alive at T, x, T)``: the chance a customer still alive buys nothing in the next ``t``.
+
+        Like :meth:`expected_purchases_given_alive` it needs only ``frequency`` and ``T``;
+        ``t`` may be one horizon or one per row.
+        """
+        self._check_fitted()
+        name = type(self).__name__
+        s = {c: column(data, c, name) for c in ("frequency", "T")}
+        check_frequency(s, name)
+        require(s["T"] >= 0, name, "T", "T >= 0")
+        return np.exp(self._log_p_none_given_alive(s["frequency"], s["T"], horizon(t)))
+
+    def p_any_purchase(self, data: Any, *, t: float | FloatArray) -> FloatArray:
+        """``P(X(T, T+t) >= 1 | x, t_x, T)``: the chance each customer buys at least once in the next ``t``.
+
+        A customer dead at ``T`` buys nothing, so this is
+        ``P(alive) * (1 - P(X(T, T+t) = 0 | alive))``: the zero-purchase case of the
+        conditional distribution of future purchases (Fader & Hardie 2006, "Deriving the
+        Conditional PMF of the Pareto/NBD Model", Hardie note 028, eq. for ``x* = 0``; the
+        BG/NBD's by the same argument). It is what a holdout can check customer by
+        customer: the share of customers who bought again (:mod:`patron.evaluation`).
+        """
+        s, _ = self._prediction_stats(data)
+        log_none = self._log_p_none_given_alive(s["frequency"], s["T"], horizon(t))
+        return self.p_alive(data) * -np.expm1(log_none)
+
+    def _log_p_none_given_alive(self, x: FloatArray, big_t: FloatArray, t: FloatArray) -> FloatArray:
+        """``log P(X(T, T+t) = 0 | alive at T)`` (validated input)."""
+        raise NotImplementedError
+
     def time_to_next_purchase(self, data: Any, *, quantile: float = 0.5) -> FloatArray:
         """Quantile of the waiting time from ``T`` to the next purchase, given the customer is alive.
 

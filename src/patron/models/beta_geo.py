@@ -372,6 +372,18 @@ class BetaGeo(ContinuousTimeModel):
         p = self.params_
         return expected_count_given_alive(p["r"] + x, p["alpha"] + big_t, p["a"], p["b"] + x + self._dropout_shift, t)
 
+    def _log_p_none_given_alive(self, x: FloatArray, big_t: FloatArray, t: FloatArray) -> FloatArray:
+        """``log ((alpha+T) / (alpha+T+t))**(r+x)``: no purchase in ``(T, T+t]`` given alive at ``T``.
+
+        Alive at ``T``, a BG/NBD (and MBG/NBD) customer can only drop out right after a
+        purchase (FHL 2005, section 2, assumptions (i)-(iii)), so buying nothing in ``t`` is
+        the Poisson zero ``e^{-lambda t}`` averaged over the rate's posterior given alive,
+        ``Gamma(r+x, alpha+T)`` (the one behind eq. 10); the drop-out ``p`` does not enter.
+        The ``x* = 0`` case of the conditional PMF (cf. Fader & Hardie, note 028, for the
+        Pareto/NBD).
+        """
+        return -(self.params_["r"] + x) * np.log1p(t / (self.params_["alpha"] + big_t))
+
     def expected_purchases_new_customer(self, *, t: float | FloatArray) -> FloatArray:
         """Unconditional ``E[X(t)]`` for a customer just acquired, FHL (2005) eq. (9)."""
         self._check_fitted()

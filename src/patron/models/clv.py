@@ -153,18 +153,31 @@ def _monthly_purchases(model: PurchaseModel, data: Any, *, months: int, time_uni
 
 
 def cumulative_given_alive(
-    model: Any, frequency: FloatArray, age: FloatArray, months: int, month: float
+    model: Any, frequency: FloatArray, age: FloatArray, months: int, month: float | FloatArray,
+    *, clock_group: FloatArray | None = None,
 ) -> tuple[dict[str, FloatArray], npt.NDArray[np.intp], FloatArray]:
     """Expected purchases given alive by the end of each of the next ``months`` months, per distinct (frequency, T).
 
-    Returns the distinct pairs (columns ``frequency`` and ``T``), each row's pair and the
-    ``(pairs, months + 1)`` table of cumulative counts (column 0 is 0); ``month`` is a
-    month's length in the model's time unit.
+    Returns the distinct pairs (columns ``frequency`` and ``T``, and ``horizons`` on a
+    seasonal clock), each row's pair and the ``(pairs, months + 1)`` table of cumulative
+    counts (column 0 is 0). ``month`` is a month's length in the model's time unit, or,
+    on a seasonal clock, a ``(rows, months)`` table of each row's time from now to the
+    end of each month (operational time of the row's market: month ``i`` ends at
+    ``Λ(now + i months) - Λ(now)``); rows then group by ``clock_group`` too (e.g. a
+    market code), which must give equal horizons to equal codes.
     """
-    groups = group_rows([frequency, age])
-    if groups.first is None:
-        pairs, pair_of_row = {"frequency": frequency, "T": age}, np.arange(len(frequency))
+    seasonal = np.ndim(month) == 2
+    if seasonal and clock_group is None:
+        raise ValueError("a table of month ends needs clock_group, the rows' market codes")
+    columns = [frequency, age, *([np.asarray(clock_group, dtype=float)] if seasonal else [])]
+    groups = group_rows(columns)
+    first = np.arange(len(frequency)) if groups.first is None else groups.first
+    pair_of_row = np.arange(len(frequency)) if groups.inverse is None else groups.inverse
+    pairs = {"frequency": frequency[first], "T": age[first]}
+    if seasonal:
+        ends = np.asarray(month, dtype=float)[first]
+        pairs["horizons"] = ends
+        counts = [model.expected_purchases_given_alive(pairs, t=ends[:, i - 1]) for i in range(1, int(months) + 1)]
     else:
-        pairs, pair_of_row = {"frequency": frequency[groups.first], "T": age[groups.first]}, groups.inverse
-    counts = [model.expected_purchases_given_alive(pairs, t=i * month) for i in range(1, int(months) + 1)]
+        counts = [model.expected_purchases_given_alive(pairs, t=i * month) for i in range(1, int(months) + 1)]
     return pairs, pair_of_row, np.column_stack([np.zeros(len(pairs["T"])), *counts])

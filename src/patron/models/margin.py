@@ -39,8 +39,14 @@ compute them (:class:`MarginMoments`):
   revenue > 0;
 - ``sigma^2``: within-customer variance from two "periods" each customer has in the
   RFM summary, the first purchase day and the repeat days:
-  ``sum_i sum_j (G_ij - m_i R_ij)^2 / R_ij / n_w`` over the ``n_w`` customers with
-  revenue > 0 in both;
+  ``sum_i sum_j (G_ij - m_i R_ij)^2 / R_ij / n_w`` over the ``n_w`` customers whose
+  revenue in both is more than :data:`MIN_PERIOD_SHARE` of the mean revenue per customer.
+  A period with (next to) no revenue carries no information on the margin, and under
+  the model's ``sigma^2 / R`` its cost divided by its revenue explodes: a first order
+  returned in full leaves a first-day revenue of ``total - repeat``, a rounding residue
+  such as 3e-14, next to a first-day GP2 of -15 (the handling cost), and that one term,
+  1e16, used to make ``sigma^2`` enormous, ``tau^2`` 0 and every customer's margin the
+  mean (the synthetic retailer: two such customers among 20,000);
 - ``tau^2``: ``(sum_i R_i (m_i - mu)^2 - (n - 1) sigma^2) / (R - sum R_i^2 / R)``,
   truncated at 0. When it is 0, or no customer has both periods, ``kappa`` is infinite
   and every customer gets ``mu`` (full pooling, the cautious answer).
@@ -64,6 +70,10 @@ from patron.errors import ConvergenceError, NotFittedError
 from patron.models._special import FloatArray
 from patron.models.base import column
 
+#: Periods (first day, repeat days) with less revenue than this share of the mean revenue per
+#: customer are left out of the within-customer variance (module docstring).
+MIN_PERIOD_SHARE = 0.01
+
 
 @dataclass(frozen=True)
 class MarginMoments:
@@ -80,7 +90,8 @@ class MarginMoments:
     between_ss
         ``sum R_i (m_i - mu)^2 = sum (G_i - mu R_i)^2 / R_i`` with ``mu = G / R``.
     n_within
-        Customers with revenue > 0 on both their first purchase day and their repeats.
+        Customers with revenue above ``MIN_PERIOD_SHARE * revenue / n_customers`` on
+        both their first purchase day and their repeats (:func:`min_period_revenue`).
     within_ss
         ``sum_i sum_j (G_ij - m_i R_ij)^2 / R_ij`` over those customers, ``j`` in
         {first day, repeat days}.
@@ -100,6 +111,11 @@ class MarginMoments:
         if not self.revenue > 0:
             raise ConvergenceError("KeptMargin: total revenue is not positive; the population margin is undefined")
         return self.gp2 / self.revenue
+
+
+def min_period_revenue(n_customers: float, revenue: float) -> float:
+    """The least revenue a period needs to enter the within-customer variance (``MIN_PERIOD_SHARE`` of the mean)."""
+    return MIN_PERIOD_SHARE * revenue / n_customers if n_customers > 0 and revenue > 0 else 0.0
 
 
 def margin_parts(data: Any) -> dict[str, FloatArray]:
@@ -129,7 +145,8 @@ def margin_moments(data: Any) -> MarginMoments:
     g, r = parts["gp2"][pos], parts["revenue"][pos]
     total_r, total_g = float(r.sum()), float(g.sum())
     mu = total_g / total_r if total_r > 0 else 0.0
-    both = (parts["revenue_first"] > 0) & (parts["revenue_repeat"] > 0)
+    floor = max(min_period_revenue(float(pos.sum()), total_r), 0.0)
+    both = (parts["revenue_first"] > floor) & (parts["revenue_repeat"] > floor) & (parts["revenue"] > 0)
     m = parts["gp2"][both] / parts["revenue"][both]
     within = sum(
         (parts[f"gp2_{j}"][both] - m * parts[f"revenue_{j}"][both]) ** 2 / parts[f"revenue_{j}"][both]

@@ -45,6 +45,7 @@ from patron.models._special import FloatArray, expm1_ratio, hyp2f1_one, log1mexp
 from patron.models.base import Stats, horizon
 
 _LIFETIME_NODES, _LIFETIME_WEIGHTS = np.polynomial.legendre.leggauss(200)
+_NONE_NODES, _NONE_WEIGHTS = np.polynomial.legendre.leggauss(64)
 # Step in the log-parameters for the central differences of log K: truncation ~1e-10, rounding ~1e-9.
 _STEP = 1e-5
 # Keys of the distinct-pair index that fitting adds to the statistics (see ``ParetoNBD._histogram``).
@@ -248,6 +249,33 @@ class ParetoNBD(ContinuousTimeModel):
     def _count_given_alive(self, x: FloatArray, big_t: FloatArray, t: FloatArray) -> FloatArray:
         p = self.params_
         return (p["r"] + x) / (p["alpha"] + big_t) * _expected_lifetime_within(p["s"], p["beta"] + big_t, t)
+
+    def _log_p_none_given_alive(self, x: FloatArray, big_t: FloatArray, t: FloatArray) -> FloatArray:
+        """``log P(X(T, T+t) = 0 | alive at T)``: the ``x* = 0`` case of Fader & Hardie's conditional PMF (note 028).
+
+        Alive at ``T``, the rate's posterior is ``Gamma(r+x, alpha+T)`` and the remaining
+        lifetime ``tau`` is Lomax (``mu ~ Gamma(s, beta+T)``), independent of it; no
+        purchase means ``tau > t`` and none in ``t``, or death at ``tau < t`` and none
+        before:
+        ``B^s A^{r+x} + int_0^t s B^s (beta+T+tau)^-(s+1) A(tau)^{r+x} dtau`` with
+        ``B = (beta+T)/(beta+T+t)`` and ``A(tau) = (alpha+T)/(alpha+T+tau)``. The integral is
+        done by Gauss-Legendre quadrature in ``log(beta+T+tau)`` (as :meth:`p_purchases`),
+        64 nodes, where the integrand is smooth and monotone.
+        """
+        p = self.params_
+        rate = p["r"] + x
+        a0, b0 = p["alpha"] + big_t, p["beta"] + big_t
+        t = np.broadcast_to(t, np.shape(x)).astype(float)
+        alive = -p["s"] * np.log1p(t / b0) - rate * np.log1p(t / a0)
+        lo, hi = np.log(b0), np.log(b0 + t)
+        half = (hi - lo) / 2.0
+        died = np.zeros_like(alive)
+        for node, weight in zip(_NONE_NODES, _NONE_WEIGHTS, strict=True):
+            u = lo + half * (node + 1.0)
+            tau = np.maximum(np.exp(u) - b0, 0.0)
+            # s B0^s e^{-s u} (the density times d tau / d u) times the zero count A(tau)^(r+x)
+            died += weight * np.exp(np.log(p["s"]) + p["s"] * (np.log(b0) - u) - rate * np.log1p(tau / a0))
+        return np.logaddexp(alive, np.log(np.maximum(died * half, 1e-300)))
 
     def expected_purchases_new_customer(self, *, t: float | FloatArray) -> FloatArray:
         """Unconditional ``E[X(t)] = r beta / (alpha (s-1)) [1 - (beta/(beta+t))**(s-1)]`` (FH05 eq. 27)."""

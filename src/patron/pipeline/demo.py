@@ -118,8 +118,7 @@ def run_demo(project_dir: Path, *, customers: int = 100_000, seed: int = 42,
     summary = summarise(settings, reporter=reporter)
     record = features(settings, reporter=reporter)
     checked = backtest(settings, reporter=reporter)
-    champion = checked.result.models[checked.result.champion].model
-    models = fit(settings, purchase_model=type(champion).__name__, reporter=reporter)
+    models = fit(settings, reporter=reporter)  # the backtest's champion, read back from table backtests
     scored = score(settings, reporter=reporter)
     with reporter.task("Segments and audiences", total=2) as advance:
         segment_sizes = segments(settings)

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from patron.config import Settings, SourceMapping, load_settings, write_default_config
 from patron.engine import Warehouse, connect
 from patron.errors import PatronError, QualityError
+from patron.transforms.seasonality import SEASONALITY, stored_seasonality
 
 ORDER_VALUES = "order_values"
 IDENTITY_MAP = "identity_map"
@@ -156,10 +157,18 @@ def ingest(settings: Settings, paths: Sequence[Path] = (), *, table: str | None 
     with open_warehouse(settings) as warehouse, reporter.task("Ingesting", total=len(jobs)) as advance:
         for file, source in jobs:
             if source is None:
-                results.append(ingest_file(warehouse, file, table=table))
+                result = ingest_file(warehouse, file, table=table)
+                for warning in [] if result.skipped_file else result.warnings:
+                    reporter.note(warning)
+                results.append(result)
             else:
                 results.extend(_ingest_mapped(warehouse, file, source, reporter))
             advance(1)
+    for result in results:
+        if result.all_rejected:
+            reporter.note(f"{result.file}: EVERY row was rejected ({result.rejected:,} rows into {result.table}; "
+                          f"most often: {result.top_reason}); check the file's columns, dates and numbers, or map "
+                          "them with a [[sources]] entry (docs/mapping.md)")
     return results
 
 
@@ -273,24 +282,48 @@ class SummaryResult:
     stats: dict[str, float] = field(default_factory=dict)
 
 
-def observation_end_for(settings: Settings, orders: ir.Table, warehouse: Warehouse) -> dt.date:
-    """The configured observation end (the last day observed), or the day of the last order."""
+def observation_end_for(settings: Settings, orders: ir.Table, warehouse: Warehouse, *,
+                        reporter: Reporter | None = None, now: dt.datetime | None = None) -> dt.date:
+    """The configured observation end (the last day observed), or the UTC day of the last order.
+
+    Never later than today (UTC, by ``now``): an order dated in the future (a wrong clock,
+    a typo) would otherwise move every customer's age ``T`` and recency past the present.
+    A later end is clamped to today and the reporter told why.
+    """
+    today = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
     if settings.model.observation_end:
-        return dt.date.fromisoformat(settings.model.observation_end)
+        configured = dt.date.fromisoformat(settings.model.observation_end)
+        if configured > today:
+            (reporter or Reporter()).note(f"[model] observation_end {configured} lies in the future: the "
+                                          f"observation end is today, {today}")
+        return min(configured, today)
     last = warehouse.con.execute(orders.ordered_at.max())
     if last is None or last is pd.NaT:
         raise PatronError("there are no orders in the warehouse; run `patron ingest` first")
-    return pd.Timestamp(last).tz_localize(None).date() if pd.Timestamp(last).tz is None \
-        else pd.Timestamp(last).tz_convert("UTC").date()
+    stamp = pd.Timestamp(last)
+    day = stamp.date() if stamp.tz is None else stamp.tz_convert("UTC").date()
+    if day > today:
+        tomorrow = pd.Timestamp(today + dt.timedelta(days=1), tz="UTC")
+        later = warehouse.con.execute((orders.ordered_at >= ibis.literal(tomorrow, type="timestamp('UTC')")).sum())
+        (reporter or Reporter()).note(
+            f"{int(later or 0):,} order(s) are dated after today (the last on {day}): the observation end is "
+            f"today, {today}, and they count from their day on; see `patron validate` (future_orders)")
+    return min(day, today)
 
 
 def summarise(settings: Settings, *, observation_end: dt.date | None = None,
               reporter: Reporter | None = None) -> SummaryResult:
-    """Order values in the reporting currency, then the RFM summary and its histogram."""
+    """Order values in the reporting currency, then the RFM summary and its histogram.
+
+    With ``[model] seasonality = "auto"`` the summary is measured on a seasonal clock
+    estimated from the orders (table ``seasonality``: market, month, intensity), or on the
+    calendar with a note when there are under two years of orders; ``"off"``: the calendar.
+    """
     from patron.transforms.events import event_order_values
     from patron.transforms.keys import provisional_customer_key, resolved_customer_key
     from patron.transforms.money import order_values
     from patron.transforms.rfm import end_of_day, rfm_histogram, rfm_summary, utc_timestamp_literal
+    from patron.transforms.seasonality import month_intensity
 
     reporter = reporter or Reporter()
     unit_days = settings.model.unit_days
@@ -317,7 +350,18 @@ def summarise(settings: Settings, *, observation_end: dt.date | None = None,
             keyed = keyed.union(posted.anti_join(keyed, "order_id"))
         warehouse.write(ORDER_VALUES, keyed)
         advance(1)
-        summary = rfm_summary(warehouse.table(ORDER_VALUES), observation_end=end, unit_days=unit_days)
+        clock = None
+        if settings.model.seasonality == "auto":
+            clock = month_intensity(warehouse.table(ORDER_VALUES), calibration_end=end, execute=warehouse.to_pandas)
+            if clock.note:
+                reporter.note(f"seasonality: {clock.note}")
+        if clock is not None and not clock.is_flat:
+            warehouse.write(SEASONALITY, clock.intensity)
+        else:
+            clock = None
+            if warehouse.has_table(SEASONALITY):
+                warehouse.drop(SEASONALITY)
+        summary = rfm_summary(warehouse.table(ORDER_VALUES), observation_end=end, unit_days=unit_days, clock=clock)
         warehouse.write(RFM, summary)
         advance(1)
         warehouse.write(RFM_HISTOGRAM, rfm_histogram(warehouse.table(RFM)))
@@ -472,8 +516,11 @@ def backtest(settings: Settings, *, calibration_end: dt.date | None = None, hold
         if start >= end:
             raise PatronError(f"calibration end {start} must come before the holdout end {end}")
         advance(1)
+        clock = "auto" if settings.model.seasonality == "auto" else None
         result = run_backtest(values, calibration_end=start, holdout_end=end, unit_days=settings.model.unit_days,
-                              value=settings.model.value, run=warehouse)
+                              value=settings.model.value, run=warehouse, clock=clock)
+        if result.seasonality is not None and result.seasonality.note:
+            reporter.note(f"backtest seasonality: {result.seasonality.note}")
         advance(1)
         run_id = write_backtest(result, warehouse)
         charts = write_backtest_charts(result, settings.project_dir / "reports" / "backtest")
@@ -483,16 +530,34 @@ def backtest(settings: Settings, *, calibration_end: dt.date | None = None, hold
 
 # -- fit and score --------------------------------------------------------------------
 def fit(settings: Settings, *, purchase_model: str | None = None, reporter: Reporter | None = None):
-    """Fit the purchase, spend and margin models on the RFM tables and store them as champion."""
+    """Fit the purchase, spend and margin models on the RFM tables and store them as champion.
+
+    The purchase model is ``purchase_model`` when given (``bg_nbd``, ``pareto_nbd``,
+    ``mbg_nbd`` or a class name); else the champion of the latest backtest in table
+    ``backtests`` (:func:`patron.evaluation.latest_champion`); else ``[model]
+    purchase_model`` of patron.toml. The name and why it was taken are noted and kept in
+    the fit's settings (``purchase_model``, ``purchase_model_reason``).
+    """
+    from patron.config import purchase_model_name
+    from patron.evaluation import latest_champion
     from patron.model_store import save_models
     from patron.scoring import fit_value_models
 
     reporter = reporter or Reporter()
-    name = purchase_model or settings.model.purchase_model
-    with open_warehouse(settings) as warehouse, reporter.task(f"Fitting {name}", total=1) as advance:
-        models = fit_value_models(warehouse, settings=settings, purchase_model=name)
-        save_models(warehouse, models, champion=True)
-        advance(1)
+    with open_warehouse(settings) as warehouse:
+        if purchase_model is not None:
+            name, reason = purchase_model_name(purchase_model), "chosen with --model"
+        elif (stored := latest_champion(warehouse)) is not None:
+            name, reason = stored.model, stored.describe()
+        else:
+            name = settings.model.purchase_model
+            reason = "[model] purchase_model in patron.toml: no backtest yet (`patron backtest` chooses on the holdout)"
+        reporter.note(f"purchase model {name}: {reason}")
+        with reporter.task(f"Fitting {name}", total=1) as advance:
+            models = fit_value_models(warehouse, settings=settings, purchase_model=name)
+            models.settings.update(purchase_model=name, purchase_model_reason=reason)
+            save_models(warehouse, models, champion=True)
+            advance(1)
     return models
 
 
@@ -522,7 +587,7 @@ def score(settings: Settings, *, model_id: str | None = None, reporter: Reporter
     reporter = reporter or Reporter()
     with open_warehouse(settings) as warehouse, reporter.task("Scoring customers", total=1) as advance:
         models = load_models(warehouse, model_id=model_id)
-        result = score_customers(warehouse, models, settings=settings)
+        result = score_customers(warehouse, models, settings=settings, clock=stored_seasonality(warehouse))
         advance(1)
         scores = warehouse.table(result.table)
         horizons = settings.model.horizons_months
@@ -539,11 +604,22 @@ def score(settings: Settings, *, model_id: str | None = None, reporter: Reporter
 SEGMENTS = "segments"
 
 
-def segments(settings: Settings) -> dict[str, pd.DataFrame]:
-    """Write the ``segments`` table from the scores; customers per value tier and RFM segment."""
-    from patron.segments import segment_counts, write_segments
+def segments(settings: Settings, *, reporter: Reporter | None = None) -> dict[str, pd.DataFrame]:
+    """Write the ``segments`` table from the scores; customers per value tier and RFM segment.
 
+    The customer record (``car``) must be the one as of the scores' date (the day after
+    their observation end); a record of another date is refused with both dates and the
+    ``patron features --as-of`` command that builds the right one. Without any record the
+    reporter is told that lifecycle and engagement are unknown.
+    """
+    from patron.segments import scores_as_of, segment_counts, write_segments
+
+    reporter = reporter or Reporter()
     with open_warehouse(settings) as warehouse:
+        if not warehouse.has_table(CAR):
+            as_of = scores_as_of(warehouse, settings)
+            reporter.note("no customer record (car): lifecycle stages are unknown and engagement low; run "
+                          f"`patron features{f' --as-of {as_of}' if as_of else ''}` first")
         write_segments(warehouse, settings)
         return {column: warehouse.to_pandas(segment_counts(warehouse, column))
                 for column in ("value_tier", "rfm_segment", "lifecycle_stage")}
@@ -557,7 +633,7 @@ def audiences(settings: Settings, *, reporter: Reporter | None = None) -> pd.Dat
     rows = []
     with open_warehouse(settings) as warehouse:
         consent = warehouse.input_table("customers").marketing_consent
-        if not warehouse.con.execute(consent.notnull().any()):
+        if warehouse.has_table(SEGMENTS) and not warehouse.con.execute(consent.notnull().any()):
             reporter.note("no marketing consent recorded (customers.marketing_consent): every customer counts "
                           "as not consenting, so audiences have no members to export")
         for audience in list_audiences(settings):

@@ -69,17 +69,10 @@ def frequency_chart(by_frequency: pd.DataFrame, out: Path) -> Path:
     return _save(fig, out)
 
 
-def tracking_chart(tracking: pd.DataFrame, out: Path) -> Path:
-    """Cumulative repeat purchases per period, actual vs expected, with the end of calibration marked.
-
-    ``tracking``: ``period_end``, ``in_holdout``, ``actual`` and one column per model,
-    as :meth:`BacktestResult.tracking_frame` gives.
-    """
-    plt = _pyplot()
+def _tracking_panel(ax: Any, tracking: pd.DataFrame, *, ylabel: str, title: str) -> None:
     models = _model_columns(tracking, {"period", "period_end", "in_holdout", "actual"})
     dates = pd.to_datetime(tracking["period_end"])
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    ax.plot(dates, tracking["actual"], color=_ACTUAL, linewidth=2, label="actual")
+    ax.plot(dates, tracking["actual"], color=_ACTUAL, linewidth=1.5, label="actual")
     for colour, name in zip(_COLOURS, models, strict=False):
         ax.plot(dates, tracking[name], color=colour, linestyle="--", label=model_label(name))
     calibration = dates[~tracking["in_holdout"].astype(bool)]
@@ -88,10 +81,31 @@ def tracking_chart(tracking: pd.DataFrame, out: Path) -> Path:
         ax.axvline(end, color="grey", linestyle=":", linewidth=1.5)
         ax.annotate("end of calibration", (end, 0.03), xycoords=("data", "axes fraction"),
                     xytext=(4, 0), textcoords="offset points", color="grey")
-    ax.set_ylabel("cumulative repeat purchases")
-    ax.set_title("Tracking: cumulative repeat purchases, actual vs expected")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
+
+
+def tracking_chart(tracking: pd.DataFrame, out: Path, *, per_period: pd.DataFrame | None = None) -> Path:
+    """Repeat purchases, actual vs expected, with the end of calibration marked.
+
+    ``tracking``: ``period_end``, ``in_holdout``, ``actual`` and one column per model,
+    cumulative, as :meth:`BacktestResult.tracking_frame` gives. With ``per_period`` (the
+    same columns per period, ``tracking_frame(cumulative=False)``) a top panel shows the
+    purchases *in* each period: a model on the wrong clock misses the seasonal peaks
+    there (and its errors cancel in the cumulative curve over a whole year).
+    """
+    plt = _pyplot()
+    if per_period is None:
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        axes = [ax]
+    else:
+        fig, axes = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
+        _tracking_panel(axes[0], per_period, ylabel="repeat purchases per period",
+                        title="Tracking: repeat purchases per period, actual vs expected")
+    _tracking_panel(axes[-1], tracking, ylabel="cumulative repeat purchases",
+                    title="Tracking: cumulative repeat purchases, actual vs expected")
     fig.autofmt_xdate()
     return _save(fig, out)
 
@@ -145,16 +159,44 @@ def gain_chart(gain: pd.DataFrame, out: Path) -> Path:
     return _save(fig, out)
 
 
+def reliability_chart(calibration: pd.DataFrame, out: Path) -> Path:
+    """Predicted chance of buying in the holdout against the share who did, per tenth of customers, per model.
+
+    ``calibration``: ``model``, ``group``, ``mean_predicted``, ``observed``, as
+    :meth:`BacktestResult.calibration_frame` gives. A calibrated model's points lie on the
+    diagonal; points below it mean the model expected more customers to buy than did.
+    """
+    plt = _pyplot()
+    names = list(dict.fromkeys(calibration["model"]))
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    top = float(max(calibration["mean_predicted"].max(), calibration["observed"].max(), 0.01)) * 1.05
+    ax.plot([0, top * 100], [0, top * 100], color="grey", linestyle="--", label="calibrated")
+    for colour, name in zip(_COLOURS, names, strict=False):
+        table = calibration[calibration["model"] == name].sort_values("group")
+        ax.plot(table["mean_predicted"] * 100, table["observed"] * 100, color=colour, marker="o",
+                label=model_label(name))
+    ax.set_xlim(0, top * 100)
+    ax.set_ylim(0, top * 100)
+    ax.set_xlabel("predicted chance of buying in the holdout, % (mean of a tenth of customers)")
+    ax.set_ylabel("% of them who bought")
+    ax.set_title("Reliability: who buys again, predicted vs actual")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
 def write_backtest_charts(result: BacktestResult, folder: Path) -> list[Path]:
     """All four backtest charts of ``result`` in ``folder`` (created if missing).
 
     Files: ``backtest_by_frequency.png``, ``backtest_tracking.png``,
-    ``backtest_deciles.png`` and ``backtest_gain.png``.
+    ``backtest_deciles.png``, ``backtest_gain.png`` and ``backtest_reliability.png``.
     """
     folder = Path(folder)
     return [
         frequency_chart(result.by_frequency_frame(), folder / "backtest_by_frequency.png"),
-        tracking_chart(result.tracking_frame(), folder / "backtest_tracking.png"),
+        tracking_chart(result.tracking_frame(), folder / "backtest_tracking.png",
+                       per_period=result.tracking_frame(cumulative=False)),
         decile_chart(result.deciles_frame(), folder / "backtest_deciles.png"),
         gain_chart(result.gain_frame(), folder / "backtest_gain.png"),
+        reliability_chart(result.calibration_frame(), folder / "backtest_reliability.png"),
     ]

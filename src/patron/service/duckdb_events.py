@@ -23,6 +23,13 @@ again on every ``execute``. So every input of a statement is in a table: ``EXECU
 takes no parameters from Python, and DuckDB folds a session variable
 (``getvariable``) into the plan when it prepares the statement.
 
+On a seasonal clock (``rfm`` has a ``market`` column and the warehouse holds the clock,
+:func:`~patron.transforms.seasonality.stored_seasonality`) the summary and the scores are
+those of that clock, as in the batch. The clock's month table, a memory table in
+:func:`~patron.transforms.rfm.rfm_summary`, is a placeholder too: a temporary table filled
+when the clock is read (at the first event and after each :meth:`EventWriter.refresh`), so
+the compiled statements depend only on the clock's markets, which key them.
+
 One transaction per event. When it fails, the writer forgets its temporary tables and
 statements (the rollback may have dropped the tables) and builds them on the next event.
 """
@@ -38,6 +45,7 @@ from typing import Any
 
 import duckdb
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
@@ -58,10 +66,13 @@ from patron.service.live import (
 )
 from patron.transforms.events import event_order_values
 from patron.transforms.rfm import rfm_summary
+from patron.transforms.seasonality import Seasonality, stored_seasonality
 
 # placeholder names: temporary tables refilled per event, or common table expressions over stored rows
 _EVENT, _ROWS, _SPEND = "_patron_event", "_patron_rows", "_patron_spend"
 _ORDERS, _RFM = "_patron_orders", "_patron_rfm"
+#: placeholder of the clock's month table (a temporary table filled when the clock is read)
+_MONTHS = "_patron_months"
 #: The event's customer, as a statement reads it (the key is in the event's row).
 THE_CUSTOMER = f"customer_key IN (SELECT customer_key FROM {_EVENT})"
 _SUMMARY_KEYS = ("frequency", "recency", "T")
@@ -121,6 +132,9 @@ class EventWriter:
         self._inputs: dict[str, tuple[str, ...]] = {}
         self._tables: set[str] | None = None
         self._values_schema: Any = None
+        self._clock: Seasonality | None = None
+        self._clock_read = False
+        self._months_of: Seasonality | None = None  # the clock whose month table _MONTHS holds
         self._names = itertools.count()
         self._created = False  # whether the running transaction created a table
 
@@ -150,12 +164,14 @@ class EventWriter:
         self._deallocate()
         self._created = False
         self._inputs.clear()
+        self._months_of = None
         self.refresh()
 
     def refresh(self) -> None:
         """Read the catalogue again on the next event (another writer may have created or replaced tables)."""
         self._tables = None
         self._values_schema = None
+        self._clock_read = False
 
     def _deallocate(self) -> None:
         for name in self._prepared.values():
@@ -181,15 +197,20 @@ class EventWriter:
 
     def _summary(self, end: dt.date, settings: Settings) -> pa.Table:
         """The customer's new ``rfm`` row: :func:`rfm_summary` over their orders, new order included."""
-        schema, unit_days = self.values_schema(), settings.model.unit_days
-        summary = self._compiled(("rfm", end, unit_days, schema), lambda: rfm_summary(
-            _placeholder(_ORDERS, schema), observation_end=end, unit_days=unit_days))
+        schema, unit_days, clock = self.values_schema(), settings.model.unit_days, self.clock()
+        markets = None if clock is None else (clock.market, tuple(clock.markets))
+        summary = self._compiled(("rfm", end, unit_days, schema, markets), lambda: months_placeholder(rfm_summary(
+            _placeholder(_ORDERS, schema), observation_end=end, unit_days=unit_days, clock=clock)))
+        if clock is not None and self._months_of is not clock:
+            self._fill_months(clock)
         return self._replace(RFM, summary, ctes=[customer_rows(_ORDERS, ORDER_VALUES)])
 
     def _score(self, models: FittedValueModels, settings: Settings, rfm_row: pa.Table, end: dt.date) -> pa.Table:
         """The customer's new ``scores`` row: :func:`row_inputs` and :func:`scores_expression` over ``rfm_row``."""
-        distinct = pd.DataFrame({c: rfm_row.column(c).to_pylist() for c in _SUMMARY_KEYS})
-        rows, spend = row_inputs(models, settings, distinct, end)
+        clock = self.clock()
+        keys = (*_SUMMARY_KEYS, "market") if clock is not None and "market" in rfm_row.column_names else _SUMMARY_KEYS
+        distinct = pd.DataFrame({c: rfm_row.column(c).to_pylist() for c in keys})
+        rows, spend = row_inputs(models, settings, distinct, end, clock=clock)
         rows_table = purchase_rows_table(rows)
         spend_table = pa.Table.from_pandas(spend, preserve_index=False)
         self._fill(_ROWS, rows_table.schema, rows_table.to_pylist()[0])
@@ -214,6 +235,14 @@ class EventWriter:
                                      "AND schema_name = current_schema() AND NOT temporary").fetchall()
             self._tables = {row[0] for row in found}
         return self._tables
+
+    def clock(self) -> Seasonality | None:
+        """The seasonal clock ``rfm`` was summarised on, ``None`` for the calendar (read once; again after a
+        :meth:`refresh`)."""
+        if not self._clock_read:
+            self._clock = stored_seasonality(self.warehouse)
+            self._clock_read = True
+        return self._clock
 
     def values_schema(self) -> Any:
         """The Ibis schema of ``order_values``, read once (only the service writes while it runs)."""
@@ -259,6 +288,20 @@ class EventWriter:
             self._prepared[sql] = name
         return self.raw.execute(f"EXECUTE {quote(name)}")
 
+    def _fill_months(self, clock: Seasonality) -> None:
+        """Make temporary table :data:`_MONTHS` hold ``clock``'s month table (24 rows per market)."""
+        months = pa.Table.from_pandas(clock.month_table(), preserve_index=False)
+        columns = self._input_table(_MONTHS, months.schema)
+        self._run(f"DELETE FROM {quote(_MONTHS)}")
+        source = "_patron_months_source"
+        self.raw.register(source, months)
+        try:
+            self.raw.execute(f"INSERT INTO {quote(_MONTHS)} BY NAME SELECT {', '.join(map(quote, columns))} "
+                             f"FROM {quote(source)}")
+        finally:
+            self.raw.unregister(source)
+        self._months_of = clock
+
     def _fill(self, name: str, schema: pa.Schema, row: dict[str, Any]) -> None:
         """Make temporary table ``name`` (of ``schema``) hold ``row`` alone."""
         columns = self._input_table(name, schema)
@@ -276,6 +319,16 @@ def stamped(scores: Compiled) -> Compiled:
     sql = (f"SELECT * REPLACE (CAST((SELECT received_at FROM {_EVENT}) AS {at}) AS {quote('scored_at')}) "
            f"FROM ({scores.sql}) AS _patron_scores")
     return Compiled(sql, scores.schema)
+
+
+def months_placeholder(expr: ir.Table) -> ir.Table:
+    """``expr`` with the clock's month table (its one memory table, if any) read from placeholder :data:`_MONTHS`."""
+    memory = list(dict.fromkeys(expr.op().find(ops.InMemoryTable)))
+    if not memory:
+        return expr
+    if len(memory) > 1:
+        raise ValueError(f"expected one memory table (the clock's months), found {len(memory)}")
+    return expr.op().replace({memory[0]: _placeholder(_MONTHS, memory[0].schema).op()}).to_expr()
 
 
 def _placeholder(name: str, schema: pa.Schema | Any) -> ir.Table:

@@ -33,7 +33,7 @@ from patron.engine import DuckDBWarehouse, Warehouse
 from patron.model_store import FittedValueModels
 from patron.service.deps import Conflict, NotFound
 from patron.service.duckdb_events import EventWriter, quote
-from patron.service.live import ORDER_VALUES, RFM, SCORES
+from patron.service.live import ORDER_VALUES, RFM, SCORES, not_after_today
 from patron.service.store import (
     CAR,
     CUSTOMERS,
@@ -239,10 +239,11 @@ class DuckDBStore(ServiceStore):
 
 
 def _end(settings: Settings, last_order_us: int) -> dt.date:
-    """The configured observation end, else the UTC day of the last order (as :func:`live.observation_end`)."""
+    """The configured observation end, else the UTC day of the last order; at most today (as
+    :func:`live.observation_end`)."""
     if settings.model.observation_end:
-        return dt.date.fromisoformat(settings.model.observation_end)
-    return (_EPOCH + dt.timedelta(microseconds=last_order_us)).date()
+        return not_after_today(dt.date.fromisoformat(settings.model.observation_end))
+    return not_after_today((_EPOCH + dt.timedelta(microseconds=last_order_us)).date())
 
 
 def _epoch_us(value: Any) -> int:

@@ -6,15 +6,20 @@ recomputed at once). Then that customer's row of ``rfm`` is rebuilt with
 :func:`patron.transforms.rfm.rfm_summary` over their orders, and their row of ``scores``
 with :func:`patron.scoring.purchase_rows`, :func:`~patron.scoring.spend_coefficients`
 and :func:`~patron.scoring.scores_expression`, the functions the batch scoring uses, so
-the result equals a batch rescore of the same data (the tests check it to 1e-9).
+the result equals a batch rescore of the same data (the tests check it to 1e-9). When
+``rfm`` was summarised on a seasonal clock (it has a ``market`` column and the warehouse
+holds table ``seasonality``, :func:`~patron.transforms.seasonality.stored_seasonality`),
+the customer is summarised and scored on that clock, as the batch does.
 
 Persistence: ``patron rfm`` rebuilds ``order_values`` from the contract tables and adds
 the rows of ``order_events`` through :func:`patron.transforms.events.event_order_values`,
 so a batch run keeps every posted order.
 
 The observation end is the configured ``[model] observation_end``, else the day of the
-last order in ``order_values`` (as ``patron summarise`` takes it), new order included;
-other customers' rows keep the end of the last batch run until the next one.
+last order in ``order_values`` (as ``patron summarise`` takes it), new order included,
+and never later than today (UTC); other customers' rows keep the end of the last batch
+run until the next one. An order dated more than ``[quality] future_tolerance_days``
+after now is refused (422, :func:`refuse_future`), so no posted date can move it.
 
 This module is the engine-neutral reference; on DuckDB the service records an order
 through :mod:`patron.service.duckdb_events`, which runs the same expressions compiled
@@ -36,9 +41,11 @@ from patron.config import Settings
 from patron.engine import DuckDBWarehouse, Warehouse
 from patron.model_store import FittedValueModels
 from patron.scoring import DEFAULT_LEVEL, score_inputs, scores_expression
-from patron.service.deps import Conflict, NotFound
+from patron.service.deps import Conflict, NotFound, Unprocessable
 from patron.transforms.events import event_order_values
+from patron.transforms.quality import latest_allowed
 from patron.transforms.rfm import rfm_summary, utc_timestamp
+from patron.transforms.seasonality import Seasonality, stored_seasonality
 
 ORDER_VALUES = "order_values"
 ORDER_EVENTS = "order_events"
@@ -62,31 +69,58 @@ ORDER_EVENTS_SCHEMA = pa.schema(
 
 
 def observation_end(warehouse: Warehouse, settings: Settings) -> dt.date:
-    """The configured observation end, else the UTC day of the last order in ``order_values``."""
+    """The configured observation end, else the UTC day of the last order in ``order_values``; at most today."""
     if settings.model.observation_end:
-        return dt.date.fromisoformat(settings.model.observation_end)
+        return not_after_today(dt.date.fromisoformat(settings.model.observation_end))
     last = warehouse.con.execute(warehouse.table(ORDER_VALUES).ordered_at.max())
     if last is None or pd.isna(last):
         raise NotFound("there are no orders in the warehouse")
-    return utc_timestamp(last).date()
+    return not_after_today(utc_timestamp(last).date())
+
+
+def not_after_today(day: dt.date, *, now: dt.datetime | None = None) -> dt.date:
+    """``day``, or today (UTC) when ``day`` is later: the observation end never lies in the future."""
+    return min(day, (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date())
+
+
+def refuse_future(when: dt.datetime | dt.date, settings: Settings, field: str, *,
+                  now: dt.datetime | None = None) -> None:
+    """Refuse (422 naming ``field``) a time more than ``[quality] future_tolerance_days`` after now.
+
+    A date (``observation_end``) may be at most the day that bound falls on.
+    """
+    tolerance = settings.quality.future_tolerance_days
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    limit = latest_allowed(now, tolerance)
+    late = utc_timestamp(when) > limit if isinstance(when, dt.datetime) else when > limit.date()
+    if late:
+        raise Unprocessable(f"{field}: {when.isoformat()} lies more than {tolerance:g} day(s) in the future (now "
+                            f"{now:%Y-%m-%d %H:%M} UTC; [quality] future_tolerance_days = {tolerance:g}); "
+                            "check the sender's clock")
 
 
 def score_summaries(
-    warehouse: Warehouse, models: FittedValueModels, settings: Settings, rfm: ir.Table, end: dt.date
+    warehouse: Warehouse, models: FittedValueModels, settings: Settings, rfm: ir.Table, end: dt.date, *,
+    clock: Seasonality | None = None,
 ) -> ir.Table:
-    """The ``scores`` rows of the customers in ``rfm`` (an ``rfm``-like table), as the batch computes them."""
+    """The ``scores`` rows of the customers in ``rfm`` (an ``rfm``-like table), as the batch computes them.
+
+    ``clock``: the seasonal clock ``rfm`` was summarised on (``None``: the calendar).
+    """
     horizons = tuple(int(h) for h in settings.model.horizons_months)
-    rows, spend = score_inputs(warehouse, models, settings, rfm, end)
+    rows, spend = score_inputs(warehouse, models, settings, rfm, end, clock=clock)
     return scores_expression(rfm, ibis.memtable(purchase_rows_table(rows)), ibis.memtable(spend), models,
                              horizons=horizons, value=settings.model.value, level=DEFAULT_LEVEL)
 
 
 def purchase_rows_table(rows: pd.DataFrame) -> pa.Table:
-    """The per-row predictions of :func:`score_inputs` with explicit types (the date column may be all NULL)."""
+    """The per-row predictions of :func:`score_inputs` with explicit types (the date column may be all NULL;
+    ``market``, on a seasonal clock, a string)."""
     dates = rows["expected_next_order_date"].to_numpy(dtype="datetime64[D]")
     floats = {c: pa.array(rows[c].to_numpy(dtype=float), type=pa.float64())
-              for c in rows.columns if c not in ("frequency", "expected_next_order_date")}
-    return pa.table({"frequency": pa.array(rows["frequency"].to_numpy().astype("int64")), **floats,
+              for c in rows.columns if c not in ("frequency", "market", "expected_next_order_date")}
+    market = {"market": pa.array(rows["market"].astype(str).to_numpy(), type=pa.string())} if "market" in rows else {}
+    return pa.table({"frequency": pa.array(rows["frequency"].to_numpy().astype("int64")), **floats, **market,
                      "expected_next_order_date": pa.array(dates, type=pa.date32(), mask=np.isnat(dates))})
 
 
@@ -144,14 +178,15 @@ def record_order(
         _append_event(warehouse, event, key_id)
         _append_order_value(warehouse, settings, event)
         end = observation_end(warehouse, settings)
+        clock = stored_seasonality(warehouse)
         values = warehouse.table(ORDER_VALUES)
         summary = rfm_summary(values.filter(values.customer_key == key), observation_end=end,
-                              unit_days=settings.model.unit_days)
+                              unit_days=settings.model.unit_days, clock=clock)
         rfm_row = warehouse.to_pandas(summary)
         _replace_rows(warehouse, RFM, key, ibis.memtable(rfm_row, schema=warehouse.table(RFM).schema()))
         rfm = warehouse.table(RFM)
         scored = warehouse.to_pandas(score_summaries(warehouse, models, settings, rfm.filter(rfm.customer_key == key),
-                                                     end))
+                                                     end, clock=clock))
         if warehouse.has_table(SCORES):
             _replace_rows(warehouse, SCORES, key, ibis.memtable(scored, schema=warehouse.table(SCORES).schema()))
     return {"rfm": rfm_row, "scores": scored}

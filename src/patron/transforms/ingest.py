@@ -73,8 +73,15 @@ class IngestResult:
     rejected: int = 0
     erased: int = 0
     excluded: int = 0
+    resolved: int = 0
     skipped_file: bool = False
     warnings: list[str] = field(default_factory=list)
+    top_reason: str | None = None
+
+    @property
+    def all_rejected(self) -> bool:
+        """Rows were read and not one of them loaded: the file, not a row, is wrong."""
+        return not self.skipped_file and self.rejected > 0 and self.loaded + self.unchanged == 0
 
 
 # -- which table ----------------------------------------------------------------------
@@ -128,8 +135,14 @@ def parse_value(text: ir.StringValue, column: Column) -> ir.Value:
     return ibis.ifelse(clean.re_search(pattern), parsed, ibis.null(kind))
 
 
-def failed_rule(text: ir.StringValue, value: ir.Value, column: Column, *, required: bool) -> ir.StringValue:
-    """The code of the first rule ``value`` breaks (missing, parse, negative, ...), else NULL."""
+def failed_rule(text: ir.StringValue, value: ir.Value, column: Column, *, required: bool,
+                latest: dt.datetime | None = None) -> ir.StringValue:
+    """The code of the first rule ``value`` breaks (missing, parse, negative, future, ...), else NULL.
+
+    ``latest``: the latest instant a timestamp may hold (now plus ``[quality]
+    future_tolerance_days``); a later one is a clock error at the source, and loading it
+    would move every customer's observation end into the future.
+    """
     blank = _blank(text)
     rules: list[tuple[ir.BooleanValue, str]] = []
     if required:
@@ -141,17 +154,21 @@ def failed_rule(text: ir.StringValue, value: ir.Value, column: Column, *, requir
         rules.append((value <= 0, "not_positive"))
     if column.allowed is not None:
         rules.append((~value.isin(sorted(column.allowed)), "not_allowed"))
+    if latest is not None and column.ibis_type.is_timestamp():
+        rules.append((value > ibis.literal(latest, type=column.ibis_type), "future"))
     return ibis.cases(*rules, else_=ibis.null("string"))
 
 
-def checked_rows(raw: ir.Table, contract: TableContract) -> ir.Table:
+def checked_rows(raw: ir.Table, contract: TableContract, *, latest: dt.datetime | None = None) -> ir.Table:
     """Every raw row with its contract columns typed, a rule code per column and ``_bad``.
 
-    ``raw`` holds ``_row``, ``_line`` and one text column ``<name>__raw`` per contract column.
+    ``raw`` holds ``_row``, ``_line`` and one text column ``<name>__raw`` per contract column;
+    timestamps after ``latest`` are rejected as in the future.
     """
     typed = {c.name: parse_value(raw[c.name + RAW], c) for c in contract}
     errors = {
-        c.name + ERR: failed_rule(raw[c.name + RAW], typed[c.name], c, required=contract.is_required(c))
+        c.name + ERR: failed_rule(raw[c.name + RAW], typed[c.name], c, required=contract.is_required(c),
+                                  latest=latest)
         for c in contract
     }
     table = raw.mutate(**typed, **errors)
@@ -213,7 +230,8 @@ def raw_frame(raw: RawFile, contract: TableContract) -> tuple[pa.Table, list[str
         raise DataContractError(
             f"{raw.path}: missing required column(s) {', '.join(hard)} of table {contract.name}"
         )
-    warnings = [f"{raw.path}: column {c.name} is missing; filled with NULL" for c in missing]
+    warnings = [f"{raw.path}: optional column(s) {', '.join(c.name for c in missing)} not in the file; left empty"] \
+        if missing else []
     extra = [n for n in names if n not in contract.column_names]
     if extra:
         warnings.append(f"{raw.path}: ignored column(s) not in the contract: {', '.join(extra)}")
@@ -291,7 +309,8 @@ def ingest_raw(warehouse: Warehouse, raw: RawFile, table: str, *, records: pa.Ta
     result.warnings.extend(header_warnings)
     existing = warehouse.table(contract.name) if warehouse.has_table(contract.name) else None
     run_at = dt.datetime.now(dt.UTC)
-    classified = classified_rows(checked_rows(ibis.memtable(frame), contract), contract, existing)
+    latest = run_at + dt.timedelta(days=warehouse.settings.quality.future_tolerance_days)
+    classified = classified_rows(checked_rows(ibis.memtable(frame), contract, latest=latest), contract, existing)
     # the text columns are not staged: rejects take their raw values from the file itself
     classified = classified.drop(*[c.name + RAW for c in contract])
     with _staged(warehouse, classified) as rows:
@@ -300,17 +319,51 @@ def ingest_raw(warehouse: Warehouse, raw: RawFile, table: str, *, records: pa.Ta
         rejects = reject_frame(contract, raw, rejected_rows, run_at=run_at, records=own)
         if held.num_rows:
             rejects = pa.concat_tables([set_aside_rejects(contract, str(path), held, run_at=run_at), rejects])
+        result.top_reason = _most_common(rejects["reason"]) if rejects.num_rows else None
         rejects = new_rejects(warehouse, rejects, table=contract.name, file=str(path))
+        fixed = _fixed_lines(warehouse, rows, table=contract.name, file=str(path))
         result.excluded = int(pc.sum(held["excluded"]).as_py() or 0) if held.num_rows else 0
         result.rows_read = frame.num_rows + len(raw.bad_rows) + result.erased + held.num_rows
         result.loaded = counts.get(LOAD, 0)
         result.unchanged = counts.get(UNCHANGED, 0) + counts.get(DUPLICATE, 0)
         result.rejected = len(rejected_rows) + len(raw.bad_rows) + held.num_rows - result.excluded
+        result.resolved = len(fixed)
         with warehouse.transaction():
             _write_rows(warehouse, contract, rows, existing is not None)
+            _resolve_rejects(warehouse, fixed, table=contract.name, file=str(path))
             _append_rejects(warehouse, rejects)
             append_log(warehouse, result, raw.sha256, run_at=run_at)
     return result
+
+
+def _most_common(reasons: pa.ChunkedArray) -> str:
+    counts = pc.value_counts(reasons.combine_chunks()).to_pylist()
+    best = max(counts, key=lambda c: c["counts"])
+    return str(best["values"])
+
+
+def _fixed_lines(warehouse: Warehouse, rows: ir.Table, *, table: str, file: str) -> list[int]:
+    """Lines of ``file`` rejected before that now load (or are already loaded): a corrected file.
+
+    Rejects are kept per file and line; when the same file, corrected, is ingested again,
+    the rows that pass now must leave ``rejects``, or a user would chase fixed errors.
+    """
+    if not warehouse.has_table(REJECTS):
+        return []
+    old = warehouse.table(REJECTS)
+    old = old.filter((old.table_name == table) & (old.file == file)).select(line=old.line).distinct()
+    good = rows.filter(~rows._status.isin(REJECTED_STATUSES)).select(line=rows._line)
+    fixed = warehouse.to_pandas(old.semi_join(good, "line"))
+    return sorted(int(v) for v in fixed["line"])
+
+
+def _resolve_rejects(warehouse: Warehouse, lines: list[int], *, table: str, file: str) -> None:
+    """Drop the rejects of ``file``'s ``lines`` from ``rejects``: those rows are loaded now."""
+    if not lines:
+        return
+    old = warehouse.table(REJECTS)
+    fixed = (old.table_name == table) & (old.file == file) & old.line.isin(lines)
+    warehouse.write(REJECTS, old.filter(~fixed))
 
 
 _POSITION = "__position"  # carries each mapped row's position through pseudonymisation and erasure
@@ -427,6 +480,8 @@ def rule_message(code: str, column: Column, value: str | None) -> str:
         return f"negative value {value!r} (must be >= 0)"
     if code == "not_positive":
         return f"value {value!r} must be positive"
+    if code == "future":
+        return f"{value!r} is in the future (more than [quality] future_tolerance_days after the ingest)"
     allowed = sorted(column.allowed or ())
     listed = f" (allowed: {', '.join(allowed)})" if len(allowed) <= 12 else ""
     return f"unknown {column.name} {value!r}{listed}"

@@ -107,9 +107,20 @@ def null_rate(table: ir.Table, column: str) -> ir.Table:
     return _rate(table[column].isnull().sum(), table.count())
 
 
-def future_order_rate(orders: ir.Table, now: dt.datetime) -> ir.Table:
-    """Share of orders placed after ``now``."""
-    return _rate((orders.ordered_at > ibis.literal(now)).sum(), orders.count())
+def future_order_rate(orders: ir.Table, now: dt.datetime, tolerance_days: float = 0.0) -> ir.Table:
+    """Share of orders placed more than ``tolerance_days`` after ``now`` (the run's clock, not the last order)."""
+    limit = latest_allowed(now, tolerance_days)
+    return _rate((orders.ordered_at > ibis.literal(limit, type="timestamp('UTC')")).sum(), orders.count())
+
+
+def latest_allowed(now: dt.datetime, tolerance_days: float) -> dt.datetime:
+    """The latest time an order or event may carry: ``now`` (UTC) plus the tolerance.
+
+    The service refuses later events, and ingest may refuse later rows, with this bound;
+    ``now`` without a time zone is read as UTC.
+    """
+    now = now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)
+    return now.astimezone(dt.UTC) + dt.timedelta(days=tolerance_days)
 
 
 def order_values(orders: ir.Table, lines: ir.Table) -> ir.Table:
@@ -216,8 +227,11 @@ def run_checks(
                     lambda t=tables[table], c=column: null_rate(t, c))
     if "orders" in tables:
         orders = tables["orders"]
-        run("future_orders", "orders", WARNING, MAX_FUTURE_ORDER_RATE, "share of orders placed in the future",
-            lambda: future_order_rate(orders, now))
+        tolerance = settings.future_tolerance_days
+        run("future_orders", "orders", WARNING, MAX_FUTURE_ORDER_RATE,
+            f"share of orders dated after {latest_allowed(now, tolerance):%Y-%m-%d %H:%M} UTC "
+            f"(now + [quality] future_tolerance_days = {tolerance:g})",
+            lambda: future_order_rate(orders, now, tolerance))
         run("orders_without_rates", "orders", BLOCKING, MAX_ORDERS_WITHOUT_RATES_RATE,
             "share of orders whose currency has no exchange rate on or before the order date",
             lambda: orders_without_rates_rate(orders, tables.get("fx_rates"),

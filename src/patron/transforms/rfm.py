@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
 from patron.errors import DataContractError
+
+if TYPE_CHECKING:
+    from patron.transforms.seasonality import Seasonality
 
 SECONDS_PER_DAY = 86_400
 
@@ -83,6 +87,7 @@ def purchase_days(
     key: str = "customer_key",
     time: str = "ordered_at",
     values: Sequence[str] = ("gp2", "revenue"),
+    market: str | None = None,
 ) -> ir.Table:
     """One row per customer and purchase day: the transactions of a UTC day merged.
 
@@ -94,20 +99,25 @@ def purchase_days(
         The last day observed (UTC): transactions after that day are left out.
     key, time, values
         Names of the customer key, the transaction time and the value columns.
+    market
+        Optional column carried as ``market``: its value on the day's first transaction.
 
     Returns
     -------
     ir.Table
-        ``key``, ``day`` (UTC day number), ``n_orders``, ``first_at``, ``last_at`` and
-        each value column summed over the day. Rows with a NULL key are dropped.
+        ``key``, ``day`` (UTC day number), ``n_orders``, ``first_at``, ``last_at``, each
+        value column summed over the day and, with ``market``, ``market``. Rows with a
+        NULL key are dropped.
     """
-    _check_columns(transactions, [key, time, *values])
+    _check_columns(transactions, [key, time, *values, *([market] if market else [])])
     kept = transactions.filter(
         transactions[key].notnull(),
         transactions[time] < utc_timestamp_literal(end_of_day(observation_end)),
     )
     kept = kept.mutate(day=utc_day_number(kept[time]))
     sums = {value: kept[value].sum() for value in values}
+    if market:
+        sums["market"] = kept[market].argmin(kept[time])
     return kept.group_by([key, "day"]).aggregate(
         n_orders=kept.count(),
         first_at=kept[time].min(),
@@ -134,6 +144,8 @@ def _per_customer(days: ir.Table, key: str, values: Sequence[str]) -> ir.Table:
     for value in values:
         aggregates[f"total_{value}"] = days[value].sum()
         aggregates[f"first_{value}"] = days[value].argmin(days.day)
+    if "market" in days.columns:
+        aggregates["market"] = days.market.argmin(days.day)
     customers = days.group_by(key).aggregate(**aggregates)
     repeats = {
         f"repeat_{value}": customers[f"total_{value}"].fill_null(0) - customers[f"first_{value}"].fill_null(0)
@@ -157,6 +169,7 @@ def rfm_summary(
     time: str = "ordered_at",
     values: Sequence[str] = ("gp2", "revenue"),
     monetary: str | None = None,
+    clock: Seasonality | None = None,
 ) -> ir.Table:
     """Per customer: frequency, recency, age ``T`` and monetary value, BTYD conventions.
 
@@ -176,6 +189,15 @@ def rfm_summary(
     monetary
         The value copied to ``monetary_value``, the column the models read;
         defaults to the first of ``values``.
+    clock
+        ``None`` (default): recency and ``T`` in calendar time. A
+        :class:`~patron.transforms.seasonality.Seasonality` that is not flat: in
+        operational time of each customer's market (the market of their first order,
+        column ``clock.market``), ``recency = (Λ(last day) - Λ(first day)) / unit_days``
+        and ``T = (Λ(observation_end) - Λ(first day)) / unit_days``, each ``Λ`` at the
+        midnight starting the day, as the calendar convention measures days; the
+        summary then has a ``market`` column. A flat clock is the calendar: the result
+        is the calendar summary, without ``market``.
 
     Returns
     -------
@@ -190,24 +212,36 @@ def rfm_summary(
           days, 0 when ``frequency`` is 0 (NULL values count as 0, as in pandas);
         - ``n_orders``: transactions counted (several may share a purchase day);
         - ``total_<value>``: the value of all transactions, first purchase included;
-        - ``first_purchase_at``, ``last_purchase_at``: first and last transaction times.
+        - ``first_purchase_at``, ``last_purchase_at``: first and last transaction times;
+        - ``market`` (with a seasonal ``clock``): the customer's market on the clock.
     """
     values = tuple(values)
+    if clock is not None and clock.is_flat:
+        clock = None
     if unit_days <= 0:
         raise ValueError(f"unit_days must be positive, got {unit_days}")
     if monetary is None and values:
         monetary = values[0]
     if monetary is not None and monetary not in values:
         raise ValueError(f"monetary={monetary!r} is not one of values={values}")
-    days = purchase_days(transactions, observation_end=observation_end, key=key, time=time, values=values)
+    market = clock.market if clock is not None and clock.market in transactions.columns else None
+    days = purchase_days(transactions, observation_end=observation_end, key=key, time=time, values=values,
+                         market=market)
     customers = _per_customer(days, key, values)
     customers = customers.mutate(frequency=(customers.n_days - 1).cast("int64"))
-    end_day = ibis.literal(day_number(observation_end), type="int64")
+    if clock is None:
+        end_day = ibis.literal(day_number(observation_end), type="int64")
+        recency = (customers.last_day - customers.first_day) / unit_days
+        age = (end_day - customers.first_day) / unit_days
+    else:
+        customers = _operational_days(customers, clock, observation_end, has_market=market is not None)
+        recency = (customers.op_last__ - customers.op_first__) / unit_days
+        age = (customers.op_end__ - customers.op_first__) / unit_days
     columns: dict[str, ir.Value] = {
         key: customers[key],
         "frequency": customers.frequency,
-        "recency": ((customers.last_day - customers.first_day) / unit_days).cast("float64"),
-        "T": ((end_day - customers.first_day) / unit_days).cast("float64"),
+        "recency": recency.cast("float64"),
+        "T": age.cast("float64"),
     }
     if monetary is not None:
         columns["monetary_value"] = _monetary(customers, monetary)
@@ -218,7 +252,31 @@ def rfm_summary(
         columns[f"total_{value}"] = customers[f"total_{value}"]
     columns["first_purchase_at"] = customers.first_purchase_at
     columns["last_purchase_at"] = customers.last_purchase_at
+    if clock is not None:
+        columns["market"] = customers.market
     return customers.select(**columns)
+
+
+def _operational_days(customers: ir.Table, clock: Seasonality, observation_end: TimeLike, *,
+                      has_market: bool) -> ir.Table:
+    """``customers`` with ``market`` on the clock and ``op_first__``, ``op_last__``, ``op_end__``.
+
+    The operational days of the first and last purchase days and of ``observation_end``
+    in the customer's market, each by one join with the clock's month table.
+    """
+    from patron.transforms.seasonality import POOLED, clock_market, with_operational_day
+
+    months = ibis.memtable(clock.month_table())
+    market = clock_market(customers, "market", clock) if has_market else ibis.literal(POOLED)
+    customers = customers.mutate(
+        market=market,
+        first_date__=customers.first_purchase_at.date(),
+        last_date__=customers.last_purchase_at.date(),
+        end_date__=ibis.literal(utc_timestamp(observation_end).date(), type="date"),
+    )
+    for date, out in (("first_date__", "op_first__"), ("last_date__", "op_last__"), ("end_date__", "op_end__")):
+        customers = with_operational_day(customers, date=date, market="market", out=out, clock=clock, months=months)
+    return customers
 
 
 def rfm_histogram(summary: ir.Table, *, resolution: float | None = None) -> ir.Table:

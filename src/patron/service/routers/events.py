@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, status
 
 from patron.security import Permission, Principal
 from patron.service.deps import SettingsDep, StateDep, require
+from patron.service.live import refuse_future
 from patron.service.schemas import EventResponse, OrderEvent
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -24,8 +25,10 @@ def post_event(
     """Record the order (tables ``order_events`` and ``order_values``) and rescore its customer.
 
     Amounts are in the reporting currency. A repeated ``order_id`` gets 409. The new
-    ``rfm`` and ``scores`` rows equal what a batch run over the same orders gives.
+    ``rfm`` and ``scores`` rows equal what a batch run over the same orders gives. An
+    ``ordered_at`` more than ``[quality] future_tolerance_days`` after now gets 422.
     """
+    refuse_future(body.ordered_at, settings, "ordered_at")
     models = state.champion()
     started = time.perf_counter()
     recorded = state.store.record_order(models, settings, body.model_dump(), key_id=principal.key_id)

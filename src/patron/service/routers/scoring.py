@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 
 from patron.security import Permission
 from patron.service.deps import SettingsDep, StateDep, Unprocessable, require
-from patron.service.live import history_table, records, score_summaries, summary_table
+from patron.service.live import history_table, records, refuse_future, score_summaries, summary_table
 from patron.service.schemas import ScoreRequest, ScoreResponse
 
 router = APIRouter(prefix="/score", tags=["scoring"], dependencies=[Depends(require(Permission.SCORE))])
@@ -19,8 +19,13 @@ def score(body: ScoreRequest, state: StateDep, settings: SettingsDep) -> dict[st
     """Scores of the posted customer, as `patron score` would give them; nothing is stored.
 
     A summary is in the model's time unit; an order history is summarised with the
-    batch's conventions up to ``observation_end`` (orders after it are left out).
+    batch's conventions up to ``observation_end`` (orders after it are left out). An order
+    or ``observation_end`` more than ``[quality] future_tolerance_days`` after now gets 422.
     """
+    if body.observation_end is not None:
+        refuse_future(body.observation_end, settings, "observation_end")
+    for i, order in enumerate(body.orders or []):
+        refuse_future(order.ordered_at, settings, f"orders[{i}].ordered_at")
     models = state.champion()
     end = body.observation_end or state.store.observation_end(settings)
     with state.use() as warehouse:
