@@ -217,3 +217,18 @@ def test_the_cdnow_master_log_through_the_flat_log_gives_the_published_bg_nbd(tm
     for name, value in published.items():
         assert params[name] == pytest.approx(value, rel=0.01), (name, params)
     assert models.purchase.log_likelihood_ == pytest.approx(-9582.4, abs=0.5)
+    # and on through every later step, on the same dates
+    import datetime as dt
+
+    pipeline.features(settings, as_of=dt.date(1997, 10, 1))
+    run = pipeline.backtest(settings, calibration_end=dt.date(1997, 6, 30), holdout_end=dt.date(1997, 9, 30))
+    assert set(run.result.summary_frame().index) >= {"bg_nbd", "pareto_nbd"}
+    scores = pipeline.score(settings)
+    assert scores.result.customers == 2357
+    segments = pipeline.segments(settings)
+    assert segments["lifecycle_stage"]["customers"].sum() == 2357
+    assert len(pipeline.audiences(settings)) >= 5
+    assert pipeline.export_table(settings, "segments", tmp_path / "segments.csv") == 2357
+    with connect(settings) as warehouse:
+        table = warehouse.to_pandas(warehouse.table("scores"))
+    assert np.isfinite(table.select_dtypes("number").to_numpy(dtype=float)).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
@@ -112,6 +113,7 @@ key_env = "PATRON_PII_KEY"   # environment variable holding the hashing key (nev
 # [[sources]]
 # name = "webshop"             # also the orders' `source` column unless mapped
 # path = "exports/online_retail.csv"   # a file or a folder, relative to this folder
+# # engine_table = "sales.orders_export"   # ...or a table the engine reads (Spark catalog, DuckDB)
 # layout = "transactions"      # one row per order line, split into orders and order_lines
 # # table = "customers"        # ...or load one contract table
 # delimiter = ","              # one character, or "whitespace" for runs of blanks
@@ -388,10 +390,14 @@ class SourceMapping:
     exclude
         Row filters ``(file column, operator, value)``; a row matching any is not loaded and goes
         to ``rejects`` as excluded by the rule.
+    engine_table
+        Instead of ``path``: a table or view the project's engine reads, such as a Spark
+        catalog table (``sales.orders_export`` on Databricks) or a table of the DuckDB
+        warehouse file. Its rows are mapped as a file's would be (line = row number).
     """
 
     name: str
-    path: str
+    path: str = ""
     table: str | None = None
     layout: str | None = None
     delimiter: str | None = None
@@ -407,6 +413,7 @@ class SourceMapping:
     values: dict[str, dict[str, str] | str] = field(default_factory=dict, hash=False)
     unmapped: str = "keep"
     exclude: tuple[tuple[Any, ...], ...] = ()
+    engine_table: str | None = None
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -613,8 +620,12 @@ def _source(entry: dict[str, Any], number: int) -> SourceMapping:
     values["exclude"] = tuple(tuple(tuple(v) if isinstance(v, list) else v for v in r) for r in exclude)
     values["constants"] = {k: _constant_text(v, where, k) for k, v in values.get("constants", {}).items()}
     source = _build(SourceMapping, values, f"sources {name}")
-    if not (isinstance(source.path, str) and source.path.strip()):
-        raise fail("path", "must name a file or folder")
+    has_path = isinstance(source.path, str) and bool(source.path.strip())
+    if has_path == (source.engine_table is not None):
+        raise ConfigError(f"{where} set either path (a file or folder) or engine_table (a table the engine reads)")
+    if source.engine_table is not None and not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*){0,2}",
+                                                            str(source.engine_table)):
+        raise fail("engine_table", f"must be a table name such as sales.orders_export, not {source.engine_table!r}")
     if (source.table is None) == (source.layout is None):
         raise ConfigError(f"{where} set either table (a contract table) or layout = \"transactions\"")
     if source.layout is not None and source.layout not in LAYOUTS:

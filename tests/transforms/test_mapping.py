@@ -222,3 +222,48 @@ def test_ingest_without_paths_needs_sources(project: Path) -> None:
 
     with pytest.raises(PatronError, match=r"no \[\[sources\]\] in patron.toml"):
         steps.ingest(Settings(project_dir=project))
+
+
+def test_a_source_may_be_a_table_the_engine_reads(tmp_path: Path) -> None:
+    """An export that already lives in the engine (a Spark catalog table, a DuckDB table) maps like a file."""
+    import pandas as pd
+
+    from patron import pipeline
+    from patron.config import load_settings
+    from patron.engine import connect
+
+    pipeline.init_project(tmp_path)
+    settings = load_settings(tmp_path)
+    export = pd.DataFrame({"Invoice": ["A1", "A1", "A2", "C3"], "Client": [17850.0, 17850.0, 13047.0, 13047.0],
+                           "When": pd.to_datetime(["2024-03-01 10:00"] * 2 + ["2024-03-02 11:00"] * 2),
+                           "Item": ["X", "Y", "X", "X"], "Qty": [1, 2, 1, 1], "Price": [10.0, 5.5, 10.0, 10.0]})
+    with connect(settings) as warehouse:
+        warehouse.write("shop_export", export)
+    config = tmp_path / "patron.toml"
+    config.write_text(config.read_text() + '''
+[[sources]]
+name = "shop"
+engine_table = "shop_export"
+layout = "transactions"
+exclude = [["Invoice", "starts with", "C"]]
+[sources.columns]
+order_id = "Invoice"
+customer_id = "Client"
+ordered_at = "When"
+sku = "Item"
+quantity = "Qty"
+unit_price = "Price"
+[sources.constants]
+channel = "online"
+country = "GB"
+currency = "EUR"
+''')
+    settings = load_settings(tmp_path)
+    results = {r.table: r for r in pipeline.ingest(settings)}
+    assert results["orders"].loaded == 2 and results["order_lines"].loaded == 3
+    assert results["order_lines"].excluded == 1
+    with connect(settings) as warehouse:
+        orders = warehouse.to_pandas(warehouse.table("orders")).sort_values("order_id")
+    assert orders.customer_id.tolist() == ["17850", "13047"] and set(orders.source) == {"shop"}
+    again = pipeline.ingest(settings)  # the same rows: nothing new
+    assert all(r.skipped_file for r in again)

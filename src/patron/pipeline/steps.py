@@ -181,7 +181,7 @@ def _ingest_jobs(settings: Settings, paths: Sequence[Path]) -> list[tuple[Path, 
             raise PatronError("no path given and no [[sources]] in patron.toml: name files to ingest, or map "
                               "your exports in patron.toml (`patron init --from FILE` proposes a mapping)")
         return [(f, s) for s in settings.sources for f in source_files(s, settings.project_dir)]
-    by_path = {s.resolved_path(settings.project_dir).resolve(): s for s in settings.sources}
+    by_path = {s.resolved_path(settings.project_dir).resolve(): s for s in settings.sources if s.path}
     jobs: list[tuple[Path, SourceMapping | None]] = []
     plain: list[Path] = []
     for path in paths:
@@ -202,7 +202,7 @@ def _ingest_mapped(warehouse: Warehouse, file: Path, source: SourceMapping, repo
     from patron.transforms.mapping import apply_mapping, read_source
 
     results = []
-    for mapped in apply_mapping(read_source(file, source), source):
+    for mapped in apply_mapping(read_source(file, source, warehouse), source):
         result = ingest_raw(warehouse, mapped.raw, mapped.table, records=mapped.records,
                             set_aside=mapped.set_aside, origin=mapped.origin)
         for warning in [] if result.skipped_file else result.warnings:

@@ -28,8 +28,9 @@ import pyarrow.compute as pc
 
 from patron.config import SourceMapping
 from patron.contract import CONTRACT, Column
+from patron.engine import Warehouse
 from patron.errors import DataContractError
-from patron.transforms.readers import SUFFIXES, RawFile, ReadOptions, read_raw
+from patron.transforms.readers import SUFFIXES, RawFile, ReadOptions, as_text, read_raw
 from patron.transforms.spellings import ID_COLUMNS, integral_ids, iso_instants, plain_numbers
 
 #: Columns of a flat log that belong to the order, compared across its lines.
@@ -69,8 +70,16 @@ class MappedFile:
 
 
 # -- reading ---------------------------------------------------------------------------
+ENGINE_TABLE = "table:"  # prefix of the pseudo path naming an engine table source in messages and rejects
+
+
 def source_files(source: SourceMapping, project_dir: Path) -> list[Path]:
-    """The files of ``source``: its path, or every readable file in its folder (hidden ones aside)."""
+    """The files of ``source``: its path, or every readable file in its folder (hidden ones aside).
+
+    An ``engine_table`` source has one pseudo path, ``table:<name>``, read by :func:`read_source`.
+    """
+    if source.engine_table is not None:
+        return [Path(ENGINE_TABLE + source.engine_table)]
     path = source.resolved_path(project_dir)
     if path.is_dir():
         files = [p for p in sorted(path.iterdir())
@@ -83,13 +92,40 @@ def source_files(source: SourceMapping, project_dir: Path) -> list[Path]:
     return [path]
 
 
-def read_source(path: Path | str, source: SourceMapping) -> RawFile:
-    """``path`` read with the source's format options."""
+def read_source(path: Path | str, source: SourceMapping, warehouse: Warehouse | None = None) -> RawFile:
+    """``path`` read with the source's format options, or the source's engine table through ``warehouse``."""
+    if source.engine_table is not None:
+        if warehouse is None:
+            raise DataContractError(f"source {source.name!r}: reading table {source.engine_table} needs the warehouse")
+        return read_engine_table(warehouse, source.engine_table)
     if source.delimiter == "whitespace":
         return read_whitespace(Path(path), encoding=source.encoding or "utf-8", skip_rows=source.skip_rows)
     options = ReadOptions(delimiter=source.delimiter, encoding=source.encoding, sheet=source.sheet,
                           skip_rows=source.skip_rows)
     return read_raw(path, options)
+
+
+def read_engine_table(warehouse: Warehouse, name: str) -> RawFile:
+    """Table ``name`` (``db.table`` or ``table``) of the warehouse's engine as text columns.
+
+    For exports that live in the engine already (a Spark catalog table on Databricks, a
+    DuckDB table): values become text as a Parquet file's do, lines are row numbers, and
+    the digest is that of the rows, so an unchanged table is not ingested twice.
+    """
+    *database, table = name.split(".")
+    try:
+        expr = warehouse.con.table(table, database=".".join(database) or None)
+        typed = warehouse.con.to_pyarrow(expr)
+    except Exception as exc:  # engines raise many classes for a missing table
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataContractError(f"{ENGINE_TABLE}{name}: cannot read the table ({reason})") from None
+    path = Path(ENGINE_TABLE + name)
+    text = pa.table({column: as_text(path, column, typed[column]) for column in typed.column_names})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, text.schema) as writer:
+        writer.write_table(text)
+    digest = hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+    return RawFile(path, digest, text, pa.array(range(1, text.num_rows + 1), pa.int64()))
 
 
 def read_whitespace(path: Path, *, encoding: str = "utf-8", skip_rows: int = 0) -> RawFile:

@@ -352,14 +352,14 @@ def _read_parquet(path: Path, data: bytes, digest: str) -> RawFile:
         raise DataContractError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
     columns = {}
     for name, column in zip(typed.column_names, typed.columns, strict=True):
-        columns[name.strip()] = _as_text(path, name, column)
+        columns[name.strip()] = as_text(path, name, column)
     table = pa.table(columns) if columns else typed
     _check_header(path, typed.column_names)
     lines = pa.array(range(1, table.num_rows + 1), pa.int64())
     return RawFile(path, digest, table, lines)
 
 
-def _as_text(path: Path, name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+def as_text(path: Path, name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     """A typed Parquet column as the text ingest parses; instants are written in UTC."""
     kind = column.type
     if pa.types.is_dictionary(kind):
