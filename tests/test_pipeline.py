@@ -61,7 +61,10 @@ def assert_same_frames(left: pd.DataFrame, right: pd.DataFrame, name: str) -> No
             assert ((a == b) | (a.isna() & b.isna())).all(), f"{name}.{column}"
         elif pd.api.types.is_numeric_dtype(a) or pd.api.types.is_numeric_dtype(b):  # Spark may give Decimals
             a, b = (pd.to_numeric(s.astype(object)).astype(float) for s in (a, b))
-            assert np.allclose(a, b, atol=1e-6, equal_nan=True), f"{name}.{column}"
+            # interval bounds come from the Hessian at the optimum, which float summation order
+            # (engine-dependent) moves more than the estimates themselves: equal to 0.1 %
+            rtol = 1e-3 if column.endswith(("_lower", "_upper")) else 0.0
+            assert np.allclose(a, b, atol=1e-6, rtol=rtol, equal_nan=True), f"{name}.{column}"
         else:
             text = [s.astype(object).where(s.notna(), None).map(str) for s in (a, b)]
             assert (text[0] == text[1]).all(), f"{name}.{column}"

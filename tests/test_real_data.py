@@ -148,7 +148,7 @@ def test_empty_optional_tables_change_nothing(bare: dict[str, object], tmp_path:
     left = bare["table"].sort_values("customer_key").reset_index(drop=True)
     right = result["table"].sort_values("customer_key").reset_index(drop=True)
     assert left.customer_key.tolist() == right.customer_key.tolist()
-    assert np.allclose(left.clv_12m, right.clv_12m, rtol=1e-9)
+    assert np.allclose(left.clv_12m, right.clv_12m, rtol=1e-6)  # the same fit, to the optimiser's tolerance
 
 
 def test_the_bare_export_through_the_command_line_never_shows_a_traceback(tmp_path: Path) -> None:

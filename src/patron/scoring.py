@@ -60,7 +60,7 @@ from patron.errors import ConfigError, ConvergenceError, PatronError
 from patron.model_store import FittedValueModels, new_model_id, purchase_model_class, utc_now
 from patron.models import FitWarning, GammaGamma
 from patron.models.clv import DAYS_PER_MONTH, cumulative_given_alive, discount_factors
-from patron.models.margin import KeptMargin, MarginMoments, min_period_revenue
+from patron.models.margin import KeptMargin, MarginMoments, discount_prior, min_period_revenue
 from patron.transforms.rfm import day_number, rfm_histogram
 from patron.transforms.seasonality import POOLED, Seasonality
 
@@ -154,19 +154,27 @@ def margin_moments_in_engine(warehouse: Warehouse, rfm: ir.Table) -> MarginMomen
     g, r = rfm.total_gp2.fill_null(0.0), rfm.total_revenue.fill_null(0.0)
     g_rep = rfm.frequency * rfm.monetary_gp2.fill_null(0.0)
     r_rep = rfm.frequency * rfm.monetary_revenue.fill_null(0.0)
-    parts = rfm.select(g=g, r=r, g_rep=g_rep, r_rep=r_rep, g_first=g - g_rep, r_first=r - r_rep)
+    share = discount_share_expression(rfm, ibis.literal(0.0, type="float64"))
+    parts = rfm.select(g=g, r=r, s=share, g_rep=g_rep, r_rep=r_rep, g_first=g - g_rep, r_first=r - r_rep)
     positive = parts.filter(parts.r > 0)
     m = positive.g / positive.r
+    r, s = positive.r, positive.s
     first = warehouse.to_pandas(
         positive.aggregate(
             n_customers=positive.count(),
-            revenue=positive.r.sum(),
+            revenue=r.sum(),
             gp2=positive.g.sum(),
-            revenue_sq=(positive.r**2).sum(),
+            revenue_sq=(r**2).sum(),
+            revenue_share=(r * s).sum(),
+            revenue_share_sq=(r * s * s).sum(),
+            gp2_share=(positive.g * s).sum(),
+            revenue_sq_share=(r * r * s).sum(),
+            revenue_sq_share_sq=(r * r * s * s).sum(),
         )
     ).iloc[0]
     values = {k: (0.0 if pd.isna(v) else float(v)) for k, v in first.items()}
-    mu = values["gp2"] / values["revenue"] if values["revenue"] > 0 else 0.0
+    prior = discount_prior(**{k: v for k, v in values.items() if k != "n_customers"})
+    p = prior.mu + prior.effect * (s - prior.share)
     # periods with (next to) no revenue say nothing on the margin (patron.models.margin.MIN_PERIOD_SHARE)
     floor = ibis.literal(min_period_revenue(values["n_customers"], values["revenue"]), type="float64")
     both = (positive.r_first > floor) & (positive.r_rep > floor)
@@ -175,13 +183,21 @@ def margin_moments_in_engine(warehouse: Warehouse, rfm: ir.Table) -> MarginMomen
     ) ** 2 / positive.r_rep
     second = warehouse.to_pandas(
         positive.aggregate(
-            between_ss=((positive.g - mu * positive.r) ** 2 / positive.r).sum(),
+            between_ss=((positive.g - p * r) ** 2 / r).sum(),
             n_within=both.cast("int64").sum(),
             within_ss=ibis.ifelse(both, within, 0.0).sum(),
         )
     ).iloc[0]
     values.update({k: (0.0 if pd.isna(v) else float(v)) for k, v in second.items()})
     return MarginMoments(**values)
+
+
+def discount_share_expression(customers: ir.Table, missing: ir.FloatingValue) -> ir.FloatingValue:
+    """:func:`~patron.models.margin.discount_share` in the engine, ``missing`` without gross revenue or the columns."""
+    if "total_discount" not in customers.columns or "total_gross_revenue" not in customers.columns:
+        return missing
+    gross = customers.total_gross_revenue.fill_null(0.0)
+    return ibis.ifelse(gross > 0, customers.total_discount.fill_null(0.0) / gross, missing).cast("float64")
 
 
 # -- the purchase part, per distinct row -----------------------------------------------
@@ -587,10 +603,18 @@ def scores_expression(
 
 
 def margin_expression(customers: ir.Table, margin: KeptMargin) -> ir.FloatingValue:
-    """:meth:`KeptMargin.expected_margin` as an engine expression on ``total_gp2`` and ``total_revenue``."""
+    """:meth:`KeptMargin.expected_margin` as an engine expression on ``total_gp2`` and ``total_revenue``.
+
+    With a discount effect, also on ``total_discount`` and ``total_gross_revenue`` when present.
+    """
     mu = float(margin.params_["margin"])
     kappa = float(margin.params_["credibility_revenue"])
+    effect, mean_share = float(margin.params_["discount_effect"]), float(margin.params_["discount_share"])
+    prior: ir.FloatingValue = ibis.literal(mu, type="float64")
+    if effect != 0.0:  # mu + b (s - s-bar), the mean share (prior mu) without a share, as KeptMargin.prior_margin
+        share = discount_share_expression(customers, ibis.literal(mean_share, type="float64"))
+        prior = mu + effect * (share - mean_share)
     if math.isinf(kappa):
-        return ibis.literal(mu)
+        return prior
     g, r = customers.total_gp2.fill_null(0.0), customers.total_revenue.fill_null(0.0)
-    return mu + ibis.ifelse(r > 0, (g - mu * r) / (r + kappa), 0.0)
+    return prior + ibis.ifelse(r > 0, (g - prior * r) / (r + kappa), 0.0)

@@ -186,7 +186,7 @@ def reliability_chart(calibration: pd.DataFrame, out: Path) -> Path:
 
 
 def write_backtest_charts(result: BacktestResult, folder: Path) -> list[Path]:
-    """All four backtest charts of ``result`` in ``folder`` (created if missing).
+    """Every backtest chart of ``result`` in ``folder`` (created if missing).
 
     Files: ``backtest_by_frequency.png``, ``backtest_tracking.png``,
     ``backtest_deciles.png``, ``backtest_gain.png`` and ``backtest_reliability.png``.

@@ -160,6 +160,11 @@ def _monetary(customers: ir.Table, value: str) -> ir.FloatingValue:
     return ibis.ifelse(customers.frequency > 0, repeat_sum / customers.frequency, 0.0).cast("float64")
 
 
+#: What :func:`rfm_summary` sums per customer by default; the optional ones when present.
+DEFAULT_VALUES = ("gp2", "revenue")
+OPTIONAL_VALUES = ("discount", "gross_revenue")
+
+
 def rfm_summary(
     transactions: ir.Table,
     *,
@@ -167,7 +172,7 @@ def rfm_summary(
     unit_days: int = 7,
     key: str = "customer_key",
     time: str = "ordered_at",
-    values: Sequence[str] = ("gp2", "revenue"),
+    values: Sequence[str] | None = None,
     monetary: str | None = None,
     clock: Seasonality | None = None,
 ) -> ir.Table:
@@ -185,7 +190,9 @@ def rfm_summary(
     key, time
         Names of the customer key and the transaction time (``timestamp('UTC')``).
     values
-        Value columns to summarise (GP2 and revenue by default); may be empty.
+        Value columns to summarise; may be empty. Default: GP2 and revenue, and the
+        discount and gross revenue where ``transactions`` has them (the kept-margin
+        model's prior reads the customer's discount share, see :mod:`patron.models.margin`).
     monetary
         The value copied to ``monetary_value``, the column the models read;
         defaults to the first of ``values``.
@@ -215,7 +222,8 @@ def rfm_summary(
         - ``first_purchase_at``, ``last_purchase_at``: first and last transaction times;
         - ``market`` (with a seasonal ``clock``): the customer's market on the clock.
     """
-    values = tuple(values)
+    values = tuple(values) if values is not None else DEFAULT_VALUES + tuple(
+        v for v in OPTIONAL_VALUES if v in transactions.columns)
     if clock is not None and clock.is_flat:
         clock = None
     if unit_days <= 0:
