@@ -18,6 +18,7 @@ from patron.engine import connect
 from patron.security import ROLES, parse_key, revoke_key
 from patron.service.app import create_app
 from patron.service.routers.audiences import page
+from patron.transforms.seasonality import stored_seasonality
 from tests.service.conftest import Service, make_service
 
 _ORDER = count(1)
@@ -178,18 +179,49 @@ def test_malformed_json_gets_422_with_a_message(client: TestClient, service: Ser
 
 
 def test_score_a_history_equals_scoring_its_summary(client: TestClient, service: Service) -> None:
-    """Two orders 14 days apart, observed to 70 days after the first: x = 1, t_x = 2, T = 10 weeks."""
+    """Two orders 14 days apart, observed to 70 days after the first, in Germany.
+
+    The batch summarised on a seasonal clock, so the history is measured in Germany's
+    operational weeks; the returned summary, posted back, scores the same.
+    """
     headers = service.headers("analyst")
     orders = [{"ordered_at": "2024-01-01T09:00:00Z", "revenue": 40.0, "gp2": 10.0},
               {"ordered_at": "2024-01-15T18:00:00+02:00", "revenue": 60.0, "gp2": 30.0}]
-    history = client.post("/score", json={"orders": orders, "observation_end": "2024-03-11"}, headers=headers).json()
-    assert (history["summary"]["frequency"], history["summary"]["recency"], history["summary"]["T"]) == (1, 2.0, 10.0)
-    summary = {"frequency": 1, "recency": 2.0, "T": 10.0, "monetary_revenue": 60.0,
-               "total_revenue": 100.0, "total_gp2": 40.0}
-    direct = client.post("/score", json={"summary": summary, "observation_end": "2024-03-11"}, headers=headers).json()
+    with client.app.state.service.use() as warehouse:
+        clock = stored_seasonality(warehouse)
+    assert clock is not None and not clock.is_flat
+    history = client.post("/score", json={"orders": orders, "observation_end": "2024-03-11", "market": "DE"},
+                          headers=headers).json()
+    summary = history["summary"]
+    assert summary["frequency"] == 1
+    assert summary["recency"] == pytest.approx(float(clock.operational_weeks("DE", "2024-01-01", "2024-01-15")))
+    assert summary["T"] == pytest.approx(float(clock.operational_weeks("DE", "2024-01-01", "2024-03-11")))
+    assert summary["T"] != pytest.approx(10.0, abs=1e-3)  # not calendar weeks
+    posted = {k: summary[k] for k in ("frequency", "recency", "T", "monetary_revenue", "total_revenue", "total_gp2")}
+    direct = client.post("/score", json={"summary": posted, "observation_end": "2024-03-11", "market": "DE"},
+                         headers=headers).json()
     assert history["scores"]["expected_next_order_date"] == direct["scores"]["expected_next_order_date"]
     for name in ("p_alive", "expected_orders_12m", "clv_12m", "expected_margin"):
         assert history["scores"][name] == pytest.approx(direct["scores"][name], rel=1e-12)
+
+
+def test_score_a_customers_own_history_gives_their_batch_scores(client: TestClient, service: Service) -> None:
+    """A repeat buyer's orders, posted with their market and discounts, score as the batch scored them."""
+    with client.app.state.service.use() as warehouse:
+        rfm = warehouse.table("rfm")
+        row = warehouse.to_pandas(rfm.filter(rfm.frequency >= 2).order_by("customer_key").limit(1)).iloc[0]
+        values = warehouse.table("order_values")
+        orders = warehouse.to_pandas(values.filter(values.customer_key == row["customer_key"]))
+        scores = warehouse.table("scores")
+        batch = warehouse.to_pandas(scores.filter(scores.customer_key == row["customer_key"])).iloc[0]
+    posted = [{"ordered_at": pd.Timestamp(o.ordered_at).isoformat(), "revenue": float(o.revenue), "gp2": float(o.gp2),
+               "discount": float(o.discount), "gross_revenue": float(o.gross_revenue)} for o in orders.itertuples()]
+    body = client.post("/score", json={"orders": posted, "market": row["market"]},
+                       headers=service.headers("analyst")).json()
+    for column in ("frequency", "recency", "T"):
+        assert body["summary"][column] == pytest.approx(row[column], rel=1e-12), column
+    for column in ("p_alive", "expected_orders_12m", "expected_orders_36m", "clv_12m", "churn_risk"):
+        assert body["scores"][column] == pytest.approx(batch[column], rel=1e-9), column
 
 
 def test_paging_returns_disjoint_pages_in_key_order(client: TestClient, service: Service) -> None:

@@ -45,7 +45,7 @@ from patron.service.deps import Conflict, NotFound, Unprocessable
 from patron.transforms.events import event_order_values
 from patron.transforms.quality import latest_allowed
 from patron.transforms.rfm import rfm_summary, utc_timestamp
-from patron.transforms.seasonality import Seasonality, stored_seasonality
+from patron.transforms.seasonality import POOLED, Seasonality, stored_seasonality
 
 ORDER_VALUES = "order_values"
 ORDER_EVENTS = "order_events"
@@ -124,8 +124,12 @@ def purchase_rows_table(rows: pd.DataFrame) -> pa.Table:
                      "expected_next_order_date": pa.array(dates, type=pa.date32(), mask=np.isnat(dates))})
 
 
-def summary_table(summary: dict[str, Any]) -> ir.Table:
-    """A one-row ``rfm``-like table of a posted summary (customer key ``posted``)."""
+def summary_table(summary: dict[str, Any], *, market: str | None = None) -> ir.Table:
+    """A one-row ``rfm``-like table of a posted summary (customer key ``posted``).
+
+    ``market``: the customer's market on a seasonal clock (column ``market``); ``None``
+    leaves the column out (the calendar).
+    """
     frequency = int(summary["frequency"])
     monetary = float(summary.get("monetary_revenue") or 0.0)
     row = {
@@ -137,22 +141,42 @@ def summary_table(summary: dict[str, Any]) -> ir.Table:
         "total_gp2": summary.get("total_gp2"),
         "total_revenue": summary.get("total_revenue"),
     }
-    schema = pa.schema([("customer_key", pa.string()), ("frequency", pa.int64()), ("recency", pa.float64()),
-                        ("T", pa.float64()), ("monetary_revenue", pa.float64()), ("total_gp2", pa.float64()),
-                        ("total_revenue", pa.float64())])
-    return ibis.memtable(pa.Table.from_pylist([row], schema=schema))
+    fields = [("customer_key", pa.string()), ("frequency", pa.int64()), ("recency", pa.float64()),
+              ("T", pa.float64()), ("monetary_revenue", pa.float64()), ("total_gp2", pa.float64()),
+              ("total_revenue", pa.float64())]
+    if market is not None:
+        row["market"] = market
+        fields.append(("market", pa.string()))
+    return ibis.memtable(pa.Table.from_pylist([row], schema=pa.schema(fields)))
 
 
-def history_table(orders: list[dict[str, Any]], settings: Settings, end: dt.date) -> ir.Table:
-    """The ``rfm`` row of a posted order history (customer key ``posted``)."""
-    frame = pa.Table.from_pylist(
-        [{"customer_key": "posted", "ordered_at": utc_timestamp(o["ordered_at"]).to_pydatetime(),
-          "revenue": float(o["revenue"]), "gp2": float(o["gp2"] if o.get("gp2") is not None else o["revenue"])}
-         for o in orders],
-        schema=pa.schema([("customer_key", pa.string()), ("ordered_at", pa.timestamp("us", tz="UTC")),
-                          ("revenue", pa.float64()), ("gp2", pa.float64())]),
-    )
-    return rfm_summary(ibis.memtable(frame), observation_end=end, unit_days=settings.model.unit_days)
+def history_table(orders: list[dict[str, Any]], settings: Settings, end: dt.date, *,
+                  clock: Seasonality | None = None, market: str | None = None) -> ir.Table:
+    """The ``rfm`` row of a posted order history (customer key ``posted``).
+
+    With a seasonal ``clock`` the history is summarised on it, in ``market`` (default the
+    all-market pattern), as the batch summarises its customers. When any order states its
+    ``discount``, the summary carries the discount share the kept-margin model reads.
+    """
+    country = market if market is not None else POOLED
+    discounts = any(o.get("discount") is not None for o in orders)
+    rows = []
+    for o in orders:
+        revenue = float(o["revenue"])
+        row = {"customer_key": "posted", "ordered_at": utc_timestamp(o["ordered_at"]).to_pydatetime(),
+               "revenue": revenue, "gp2": float(o["gp2"] if o.get("gp2") is not None else revenue),
+               "country": country}
+        if discounts:
+            row["discount"] = float(o.get("discount") or 0.0)
+            gross = o.get("gross_revenue")
+            row["gross_revenue"] = float(gross) if gross is not None else revenue + row["discount"]
+        rows.append(row)
+    fields = [("customer_key", pa.string()), ("ordered_at", pa.timestamp("us", tz="UTC")),
+              ("revenue", pa.float64()), ("gp2", pa.float64()), ("country", pa.string())]
+    if discounts:
+        fields += [("discount", pa.float64()), ("gross_revenue", pa.float64())]
+    frame = pa.Table.from_pylist(rows, schema=pa.schema(fields))
+    return rfm_summary(ibis.memtable(frame), observation_end=end, unit_days=settings.model.unit_days, clock=clock)
 
 
 # -- recording an order ------------------------------------------------------------------

@@ -40,6 +40,10 @@ class PostedOrder(Strict):
     ordered_at: AwareDatetime = Field(description="When the order was placed, with a time zone.")
     revenue: Amount
     gp2: SignedAmount | None = Field(None, description="Gross profit after fulfilment; default: the revenue.")
+    discount: Amount | None = Field(None, description="Discounts given on the order; default: none known.")
+    gross_revenue: Amount | None = Field(
+        None, description="List-price revenue before discounts and refunds; default: revenue + discount."
+    )
 
     _check_time = field_validator("ordered_at")(_in_range)
 
@@ -70,6 +74,11 @@ class ScoreRequest(Strict):
     orders: list[PostedOrder] | None = Field(None, min_length=1, max_length=10_000)
     observation_end: dt.date | None = Field(
         None, description="Last day observed; default: the warehouse's (the day of its last order)."
+    )
+    market: str | None = Field(
+        None, pattern=r"^[A-Z]{2}$",
+        description="The customer's market (ISO country): on a seasonal clock, whose months the history is "
+                    "measured and the horizons spread on; default: the all-market pattern.",
     )
 
     @model_validator(mode="after")
