@@ -14,9 +14,10 @@ from patron import datasets
 from patron.config import Settings
 from patron.engine import Warehouse, connect
 from patron.errors import PatronError
-from patron.model_store import MODELS_TABLE, FittedValueModels, load_models, save_models, utc_now
+from patron.model_store import FittedValueModels, load_models, save_models, utc_now
 from patron.models import BetaGeo, GammaGamma, ParetoNBD
 from patron.models.margin import KeptMargin
+from patron.tables import MODELS
 
 MARGIN_DATA = pd.DataFrame({
     "total_gp2": [20.0, 120.0, 40.0, 20.0], "total_revenue": [100.0, 200.0, 100.0, 100.0],
@@ -85,7 +86,7 @@ def test_round_trip_gives_identical_models(duck: Warehouse, fitted, cdnow: pd.Da
 
 def test_table_holds_one_row_per_component(duck: Warehouse, fitted) -> None:
     save_models(duck, make_fit(fitted[0], fitted[1], "m-one"))
-    table = duck.to_pandas(duck.table(MODELS_TABLE)).set_index("kind")
+    table = duck.to_pandas(duck.table(MODELS)).set_index("kind")
     assert list(table.index) == ["purchase", "spend", "margin"]
     assert list(table["class_name"]) == ["BetaGeo", "GammaGamma", "KeptMargin"]
     assert table.loc["margin", "covariance"] is None or pd.isna(table.loc["margin", "covariance"])
@@ -102,10 +103,10 @@ def test_champion_latest_and_explicit_choice(duck: Warehouse, fitted) -> None:
     assert isinstance(load_models(duck).purchase, ParetoNBD)
     assert load_models(duck, "m-one").model_id == "m-one"
     assert not load_models(duck, "m-one").champion
-    table = duck.to_pandas(duck.table(MODELS_TABLE))
+    table = duck.to_pandas(duck.table(MODELS))
     assert set(table.loc[table.champion, "model_id"]) == {"m-two"} and len(table) == 9
     save_models(duck, make_fit(bg, gg, "m-three"))  # promoted: replaces its rows, takes the flag
-    table = duck.to_pandas(duck.table(MODELS_TABLE))
+    table = duck.to_pandas(duck.table(MODELS))
     assert set(table.loc[table.champion, "model_id"]) == {"m-three"} and len(table) == 9
 
 
@@ -161,5 +162,5 @@ def test_a_stored_fit_comes_back_under_its_name(duck: Warehouse, fitted) -> None
     _, gg, pareto = fitted
     save_models(duck, make_fit(pareto, gg, "m-pareto"))
     assert purchase_model_key(load_models(duck).purchase) == "pareto_nbd"
-    rows = duck.to_pandas(duck.table(MODELS_TABLE))
+    rows = duck.to_pandas(duck.table(MODELS))
     assert rows.loc[rows["kind"] == "purchase", "class_name"].tolist() == ["ParetoNBD"]  # as before: old stores load

@@ -19,9 +19,10 @@ from patron.config import IdentitySettings, PrivacySettings, Settings
 from patron.engine import Warehouse, connect
 from patron.errors import ConfigError
 from patron.privacy import UnknownCustomerError, erase_customers
+from patron.tables import ERASURE_LOG
 from patron.transforms.identity import resolve_identities
 from patron.transforms.ingest import ingest_file
-from patron.transforms.pseudonyms import ERASURE_LOG, pseudonym
+from patron.transforms.pseudonyms import pseudonym
 
 KEY = "k" * 40
 ZQ_CUSTOMERS = (

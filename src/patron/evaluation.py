@@ -48,6 +48,7 @@ from patron.engine import Warehouse
 from patron.errors import ConvergenceError, PatronError
 from patron.model_store import PURCHASE_MODELS
 from patron.models import FitWarning
+from patron.tables import BACKTESTS
 from patron.transforms.rfm import (
     TimeLike,
     day_number,
@@ -61,7 +62,6 @@ from patron.transforms.seasonality import POOLED, Seasonality, month_intensity
 
 Runner = Callable[[ir.Expr], pd.DataFrame]
 STATS = ("frequency", "recency", "T")
-BACKTESTS = "backtests"
 MAX_FREQUENCY = 7
 DECILES = 10
 

@@ -42,8 +42,7 @@ from patron.errors import PatronError
 from patron.models import BetaGeo, GammaGamma, ModifiedBetaGeo, ParetoNBD
 from patron.models._continuous import ContinuousTimeModel
 from patron.models.margin import KeptMargin
-
-MODELS_TABLE = "models"
+from patron.tables import MODELS
 
 #: The purchase models by their one name (:data:`patron.config.PURCHASE_MODEL_NAMES`): what the
 #: backtest compares, ``patron fit`` fits and patron.toml names. Older spellings (the class
@@ -173,9 +172,9 @@ def model_rows(models: FittedValueModels, *, champion: bool) -> list[dict[str, A
 
 def read_models_table(warehouse: Warehouse) -> pd.DataFrame:
     """The whole ``models`` table (small: three rows per fit), empty when there is none."""
-    if not warehouse.has_table(MODELS_TABLE):
+    if not warehouse.has_table(MODELS):
         return MODELS_SCHEMA.empty_table().to_pandas()
-    return warehouse.to_pandas(warehouse.table(MODELS_TABLE))
+    return warehouse.to_pandas(warehouse.table(MODELS))
 
 
 def save_models(warehouse: Warehouse, models: FittedValueModels, *, champion: bool = True) -> str:
@@ -190,7 +189,7 @@ def save_models(warehouse: Warehouse, models: FittedValueModels, *, champion: bo
     new = pd.DataFrame(model_rows(models, champion=champion))
     records = [*table.to_dict("records"), *new.to_dict("records")]
     arrow = pa.Table.from_pylist([_clean(r) for r in records], schema=MODELS_SCHEMA)
-    warehouse.write(MODELS_TABLE, arrow)
+    warehouse.write(MODELS, arrow)
     models.champion = champion
     return models.model_id
 
@@ -229,7 +228,7 @@ def load_models(warehouse: Warehouse, model_id: str | None = None) -> FittedValu
     by_kind = {str(r["kind"]): r for r in rows.to_dict("records")}
     missing = [k for k in KINDS if k not in by_kind]
     if missing:
-        raise PatronError(f"model {model_id!r} lacks component(s) {missing} in table {MODELS_TABLE}")
+        raise PatronError(f"model {model_id!r} lacks component(s) {missing} in table {MODELS}")
     first = by_kind["purchase"]
     settings = json.loads(first["settings"])
     options = settings.get("estimators", {})
@@ -258,7 +257,7 @@ def _params(row: dict[str, Any]) -> dict[str, float]:
 def _rebuild(row: dict[str, Any], classes: dict[str, type], options: dict[str, Any]) -> Any:
     name = str(row["class_name"])
     if name not in classes:
-        raise PatronError(f"unknown model class {name!r} in table {MODELS_TABLE}; expected one of {sorted(classes)}")
+        raise PatronError(f"unknown model class {name!r} in table {MODELS}; expected one of {sorted(classes)}")
     covariance = None if row["covariance"] is None or pd.isna(row["covariance"]) else json.loads(row["covariance"])
     return classes[name](**options).with_params(_params(row), covariance=covariance)
 

@@ -30,9 +30,10 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from patron.errors import PatronError
+from patron.tables import ERASURE_LOG, ERASURE_SALT, REJECTS
 from patron.transforms.identity_rules import normalise_code, normalise_email, scratch
-from patron.transforms.ingest import REJECTS, small_table
-from patron.transforms.pseudonyms import ERASURE_LOG, ERASURE_SALT, erasure_keys, key_id, keyed_hash, normalised
+from patron.transforms.ingest import small_table
+from patron.transforms.pseudonyms import erasure_keys, key_id, keyed_hash, normalised
 
 if TYPE_CHECKING:
     from patron.engine import Warehouse

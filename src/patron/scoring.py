@@ -61,12 +61,10 @@ from patron.model_store import FittedValueModels, new_model_id, purchase_model_c
 from patron.models import FitWarning, GammaGamma
 from patron.models.clv import DAYS_PER_MONTH, cumulative_given_alive, discount_factors
 from patron.models.margin import KeptMargin, MarginMoments, discount_prior, min_period_revenue
+from patron.tables import RFM, RFM_HISTOGRAM, SCORES
 from patron.transforms.rfm import day_number, rfm_histogram
 from patron.transforms.seasonality import POOLED, Seasonality
 
-RFM = "rfm"
-RFM_HISTOGRAM = "rfm_histogram"
-SCORES = "scores"
 #: Central probability of the CLV interval, and the p_alive below which no next-order date is given.
 DEFAULT_LEVEL = 0.90
 DEFAULT_MIN_P_ALIVE = 0.05

@@ -37,8 +37,8 @@ import pyarrow as pa
 
 from patron.engine import Warehouse
 from patron.errors import AccessDenied, PatronError
+from patron.tables import API_KEYS
 
-API_KEYS = "api_keys"
 KEY_PREFIX = "ptk"
 KEY_ID_PATTERN = r"^[0-9a-f]{12}$"
 _KEY = re.compile(r"^ptk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")

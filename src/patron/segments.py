@@ -34,12 +34,12 @@ import pandas as pd
 
 from patron.config import SegmentSettings, Settings
 from patron.errors import PatronError
+from patron.tables import SEGMENTS
 from patron.transforms.rfm import date_day_number, utc_day_number
 
 if TYPE_CHECKING:
     from patron.engine import Warehouse
 
-SEGMENTS = "segments"
 LEVELS = ("low", "medium", "high")
 _EPOCH = dt.date(1970, 1, 1)
 

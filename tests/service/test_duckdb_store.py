@@ -17,8 +17,8 @@ from patron.service.duckdb_store import INDEXES, DuckDBStore
 from patron.service.routers.customers import customer_view
 from patron.service.schemas import CustomerView, Scores
 from patron.service.store import CustomerRows, RecordedOrder, ServiceStore, open_store
+from patron.tables import SEASONALITY
 from patron.transforms.rfm import rfm_summary
-from patron.transforms.seasonality import SEASONALITY
 from tests.service.conftest import make_service
 
 

@@ -9,7 +9,6 @@ import pytest
 from patron.engine import Warehouse
 from patron.errors import AccessDenied, PatronError
 from patron.security import (
-    API_KEYS,
     ROLE_PERMISSIONS,
     InvalidKey,
     Permission,
@@ -20,6 +19,7 @@ from patron.security import (
     revoke_key,
     verify_key,
 )
+from patron.tables import API_KEYS
 
 
 @pytest.mark.parametrize("engine_name", ["duckdb"], indirect=True)

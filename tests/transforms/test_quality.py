@@ -12,7 +12,8 @@ from patron.config import DEFAULT_TOML, QualitySettings, Settings, parse_setting
 from patron.contract import contract_table
 from patron.engine import Warehouse, connect
 from patron.errors import ConfigError
-from patron.transforms.quality import BLOCKING, REPORT_TABLE, WARNING, run_checks, write_report
+from patron.tables import QUALITY_REPORT
+from patron.transforms.quality import BLOCKING, WARNING, run_checks, write_report
 
 NOW = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
 SETTINGS = QualitySettings()
@@ -113,7 +114,7 @@ def test_clean_data_passes_and_report_is_written(tmp_path: Path) -> None:
     assert len(report.results) == 16
     write_report(wh, report)
     write_report(wh, report)
-    saved = wh.to_pandas(wh.table(REPORT_TABLE))
+    saved = wh.to_pandas(wh.table(QUALITY_REPORT))
     assert len(saved) == 32 and saved["passed"].all()
     assert set(saved.columns) >= {"name", "table", "severity", "metric", "threshold", "passed", "message"}
 

@@ -16,13 +16,6 @@ from patron.pipeline.demo import (
     run_demo,
 )
 from patron.pipeline.steps import (
-    CAR,
-    IDENTITY_MAP,
-    ORDER_KEYS,
-    ORDER_VALUES,
-    RFM,
-    RFM_HISTOGRAM,
-    SEGMENTS,
     BacktestRun,
     FeaturesResult,
     Reporter,
@@ -53,6 +46,7 @@ from patron.pipeline.steps import (
     summarise,
     validate,
 )
+from patron.tables import CAR, IDENTITY_MAP, ORDER_KEYS, ORDER_VALUES, RFM, RFM_HISTOGRAM, SEGMENTS
 
 __all__ = [
     "CAR", "IDENTITY_MAP", "ORDER_KEYS", "ORDER_VALUES", "RFM", "RFM_HISTOGRAM", "SEGMENTS", "BacktestRun",

@@ -11,8 +11,6 @@ import pandas as pd
 from patron.config import CONFIG_NAME, Settings, load_settings, write_default_config
 from patron.engine import Warehouse
 from patron.pipeline.steps import (
-    ORDER_VALUES,
-    RFM_HISTOGRAM,
     BacktestRun,
     FeaturesResult,
     Reporter,
@@ -33,6 +31,7 @@ from patron.pipeline.steps import (
     summarise,
     validate,
 )
+from patron.tables import ORDER_VALUES, RFM_HISTOGRAM
 
 
 @dataclass

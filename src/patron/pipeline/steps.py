@@ -19,14 +19,18 @@ import pyarrow.parquet as pq
 from patron.config import Settings, SourceMapping, load_settings, write_default_config
 from patron.engine import Warehouse, connect
 from patron.errors import PatronError, QualityError
-from patron.transforms.seasonality import SEASONALITY, stored_seasonality
-
-ORDER_VALUES = "order_values"
-IDENTITY_MAP = "identity_map"
-ORDER_KEYS = "order_keys"
-ORDER_EVENTS = "order_events"
-RFM = "rfm"
-RFM_HISTOGRAM = "rfm_histogram"
+from patron.tables import (
+    CAR,
+    IDENTITY_MAP,
+    ORDER_EVENTS,
+    ORDER_KEYS,
+    ORDER_VALUES,
+    RFM,
+    RFM_HISTOGRAM,
+    SEASONALITY,
+    SEGMENTS,
+)
+from patron.transforms.seasonality import stored_seasonality
 
 
 class Reporter:
@@ -425,7 +429,6 @@ def input_tables(warehouse: Warehouse, names: Sequence[str],
 
 
 # -- features -------------------------------------------------------------------------
-CAR = "car"
 
 
 @dataclass
@@ -601,7 +604,6 @@ def score(settings: Settings, *, model_id: str | None = None, reporter: Reporter
 
 
 # -- segments, audiences, keys -------------------------------------------------------
-SEGMENTS = "segments"
 
 
 def segments(settings: Settings, *, reporter: Reporter | None = None) -> dict[str, pd.DataFrame]:

@@ -55,15 +55,8 @@ from patron.config import Settings
 from patron.engine import DuckDBWarehouse
 from patron.model_store import FittedValueModels
 from patron.scoring import DEFAULT_LEVEL, row_inputs, scores_expression
-from patron.service.live import (
-    ORDER_EVENTS,
-    ORDER_EVENTS_SCHEMA,
-    ORDER_VALUES,
-    RFM,
-    SCORES,
-    event_row,
-    purchase_rows_table,
-)
+from patron.service.live import ORDER_EVENTS_SCHEMA, event_row, purchase_rows_table
+from patron.tables import ORDER_EVENTS, ORDER_VALUES, RFM, SCORES
 from patron.transforms.events import event_order_values
 from patron.transforms.rfm import rfm_summary
 from patron.transforms.seasonality import Seasonality, stored_seasonality

@@ -29,29 +29,20 @@ import duckdb
 import pyarrow as pa
 
 from patron.config import Settings
+from patron.contract import CUSTOMERS
 from patron.engine import DuckDBWarehouse, Warehouse
 from patron.model_store import FittedValueModels
 from patron.service.deps import Conflict, NotFound
 from patron.service.duckdb_events import EventWriter, quote
-from patron.service.live import ORDER_VALUES, RFM, SCORES, not_after_today
-from patron.service.store import (
-    CAR,
-    CUSTOMERS,
-    IDENTITY_MAP,
-    ORDER_COLUMNS,
-    PERSONAL,
-    PREFERENCES,
-    SEGMENTS,
-    CustomerRows,
-    RecordedOrder,
-    ServiceStore,
-)
+from patron.service.live import not_after_today
+from patron.service.store import ORDER_COLUMNS, PERSONAL, PREFERENCES, CustomerRows, RecordedOrder, ServiceStore
+from patron.tables import CAR, IDENTITY_MAP, ORDER_VALUES, RFM, SCORES, SEGMENTS
 from patron.transforms.rfm import utc_timestamp
 
 #: (table, column) pairs indexed at start-up: the point reads of a lookup and an event.
 INDEXES: tuple[tuple[str, str], ...] = (
     (RFM, "customer_key"), (SCORES, "customer_key"), (SEGMENTS, "customer_key"), (ORDER_VALUES, "customer_key"),
-    (ORDER_VALUES, "order_id"), (CAR, "customer_key"), (IDENTITY_MAP, "customer_key"), (CUSTOMERS, "customer_id"),
+    (ORDER_VALUES, "order_id"), (CAR, "customer_key"), (IDENTITY_MAP, "customer_key"), (CUSTOMERS.name, "customer_id"),
 )
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -192,12 +183,12 @@ class DuckDBStore(ServiceStore):
 
     def personal(self, key: str) -> list[dict[str, Any]]:
         """The person's source records: their ``identity_map`` rows, each looked up in ``customers`` by id."""
-        if self.columns(CUSTOMERS) is None:
+        if self.columns(CUSTOMERS.name) is None:
             return []
         found = []
         for link in self.select(IDENTITY_MAP, ("source", "customer_id"), "customer_key", key):
             # by id alone: DuckDB uses the index only when the filter is on the indexed column
-            rows = self.select(CUSTOMERS, PERSONAL, "customer_id", link["customer_id"])
+            rows = self.select(CUSTOMERS.name, PERSONAL, "customer_id", link["customer_id"])
             found.extend(r for r in rows if r.get("source") == link["source"])
         return sorted(found, key=lambda r: (r.get("source") or "", r.get("customer_id") or ""))
 

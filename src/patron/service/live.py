@@ -42,15 +42,11 @@ from patron.engine import DuckDBWarehouse, Warehouse
 from patron.model_store import FittedValueModels
 from patron.scoring import DEFAULT_LEVEL, score_inputs, scores_expression
 from patron.service.deps import Conflict, NotFound, Unprocessable
+from patron.tables import ORDER_EVENTS, ORDER_VALUES, RFM, SCORES
 from patron.transforms.events import event_order_values
 from patron.transforms.quality import latest_allowed
 from patron.transforms.rfm import rfm_summary, utc_timestamp
 from patron.transforms.seasonality import POOLED, Seasonality, stored_seasonality
-
-ORDER_VALUES = "order_values"
-ORDER_EVENTS = "order_events"
-RFM = "rfm"
-SCORES = "scores"
 
 ORDER_EVENTS_SCHEMA = pa.schema(
     [

@@ -20,15 +20,13 @@ from typing import Any
 import ibis.expr.types as ir
 
 from patron.config import Settings
+from patron.contract import CUSTOMERS
 from patron.engine import DuckDBWarehouse, Warehouse
 from patron.model_store import FittedValueModels
 from patron.service import live
-from patron.service.live import ORDER_VALUES, RFM, SCORES, records
+from patron.service.live import records
+from patron.tables import CAR, IDENTITY_MAP, ORDER_VALUES, RFM, SCORES, SEGMENTS
 
-SEGMENTS = "segments"
-CAR = "car"
-IDENTITY_MAP = "identity_map"
-CUSTOMERS = "customers"
 ORDER_COLUMNS = ("order_id", "ordered_at", "channel", "country", "store_id", "revenue", "gp2")
 PREFERENCES = ("preferred_category", "preferred_material", "preferred_channel", "preferred_engagement_channel",
                "preferred_country", "omnichannel", "first_order_channel")
@@ -159,10 +157,10 @@ def _preferences(warehouse: Warehouse, key: str) -> dict[str, Any]:
 
 def _personal(warehouse: Warehouse, key: str) -> list[dict[str, Any]]:
     """The person's source records: ``identity_map`` joined to ``customers``, by source and id."""
-    if not (warehouse.has_table(IDENTITY_MAP) and warehouse.has_table(CUSTOMERS)):
+    if not (warehouse.has_table(IDENTITY_MAP) and warehouse.has_table(CUSTOMERS.name)):
         return []
     identity = warehouse.table(IDENTITY_MAP)
-    customers = warehouse.table(CUSTOMERS)
+    customers = warehouse.table(CUSTOMERS.name)
     mine = identity.filter(identity.customer_key == key).select("source", "customer_id")
     joined = customers.join(mine, ["source", "customer_id"])
     chosen = joined.select(*[c for c in PERSONAL if c in joined.columns]).order_by(["source", "customer_id"])

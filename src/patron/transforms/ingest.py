@@ -28,12 +28,11 @@ import pyarrow.compute as pc
 from patron.contract import CONTRACT, Column, TableContract, contract_table
 from patron.engine import Warehouse
 from patron.errors import DataContractError
+from patron.tables import INGEST_LOG, REJECTS
 from patron.transforms.pseudonyms import HASHED_COLUMNS, pii_key, prepare_raw, pseudonymise_raw
 from patron.transforms.readers import RawFile, read_raw
 from patron.transforms.text import is_blank, trim
 
-REJECTS = "rejects"
-INGEST_LOG = "ingest_log"
 RAW = "__raw"  # suffix of the text column a contract column was parsed from
 ERR = "__err"  # suffix of the column holding the code of a column's first failed rule
 

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from patron.config import CONFIG_NAME, Settings
 from patron.contract import TableContract
 from patron.errors import ConfigError
+from patron.tables import ERASURE_LOG, ERASURE_SALT
 from patron.transforms.identity_rules import (
     PSEUDONYM_PREFIX,
     code_for_matching,
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
     from patron.engine import Warehouse
 
 MIN_KEY_LENGTH = 16
-ERASURE_LOG = "erasure_log"
-ERASURE_SALT = "erasure_salt"
 
 #: Columns pseudonymised at ingest, per contract table, with the kind of normalisation.
 HASHED_COLUMNS: dict[str, dict[str, str]] = {

@@ -18,10 +18,10 @@ import pandas as pd
 
 from patron.config import QualitySettings
 from patron.engine import Warehouse
+from patron.tables import QUALITY_REPORT
 from patron.transforms.text import trim
 
 BLOCKING, WARNING = "blocking", "warning"
-REPORT_TABLE = "quality_report"
 
 #: Columns whose null rate matters to the analysis, and the severity of too many nulls.
 NULL_RATE_COLUMNS: dict[str, dict[str, str]] = {
@@ -267,4 +267,4 @@ def write_report(
     frame["metric"] = frame["metric"].astype("float64")
     frame["threshold"] = frame["threshold"].astype("float64")
     frame["passed"] = frame["passed"].astype(bool)
-    warehouse.write(REPORT_TABLE, frame, mode="append")
+    warehouse.write(QUALITY_REPORT, frame, mode="append")

@@ -41,6 +41,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from patron.tables import SEASONALITY
 from patron.transforms.rfm import (
     TimeLike,
     date_day_number,
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
     from patron.engine import Warehouse
 
 #: The warehouse table holding the clock ``rfm`` was summarised on (``market``, ``month``, ``intensity``).
-SEASONALITY = "seasonality"
 #: The market name of the all-market pattern (and of customers in markets the clock does not know).
 POOLED = "*"
 #: Complete calendar months of calibration needed to estimate a seasonal pattern (two years).

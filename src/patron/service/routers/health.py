@@ -7,10 +7,10 @@ from fastapi import APIRouter, Depends
 from patron.security import Permission
 from patron.service.deps import StateDep, require
 from patron.service.schemas import Health
+from patron.tables import SCORES
 
 router = APIRouter(prefix="/health", tags=["health"], dependencies=[Depends(require(Permission.HEALTH))])
 
-SCORES = "scores"
 
 
 @router.get("", response_model=Health, summary="Service status")
