@@ -35,7 +35,7 @@ import pandas as pd
 
 from patron.config import Settings
 from patron.engine import connect
-from patron.scoring import fit_value_models, score_customers, score_inputs
+from patron.scoring.batch import fit_value_models, score_customers, score_inputs
 
 END = pd.Timestamp("2025-06-30", tz="UTC")
 

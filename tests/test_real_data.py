@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from patron import pipeline
-from patron.cli import app
+from patron.cli.commands import app
 from patron.config import Settings, load_settings, write_default_config
 from patron.contract import CONTRACT
 from patron.engine import connect

@@ -15,7 +15,7 @@ CONFIG_NAME = "patron.toml"
 ENGINES = ("duckdb", "spark")
 TIME_UNITS = {"day": 1, "week": 7}
 #: The purchase models, by the one name used everywhere: patron.toml, ``patron fit --model``,
-#: the backtest and its ``backtests`` table (classes: :data:`patron.model_store.PURCHASE_MODELS`).
+#: the backtest and its ``backtests`` table (classes: :data:`patron.scoring.model_store.PURCHASE_MODELS`).
 PURCHASE_MODEL_NAMES = ("bg_nbd", "pareto_nbd", "mbg_nbd")
 #: Earlier spellings (the class names), still accepted in patron.toml and by ``--model``.
 PURCHASE_MODEL_ALIASES = {"BetaGeo": "bg_nbd", "ParetoNBD": "pareto_nbd", "ModifiedBetaGeo": "mbg_nbd"}
@@ -291,7 +291,7 @@ class AudienceDefinition:
     """One named audience: a filter over segments, scores and features.
 
     ``where`` holds conditions ``(column, operator, value)``, all of which must hold;
-    :mod:`patron.audiences` checks columns and operators against a whitelist and never
+    :mod:`patron.activation.audiences` checks columns and operators against a whitelist and never
     evaluates text. ``market`` keeps customers of one market, ``horizon_months`` picks
     the CLV horizon of the ``clv`` column, ``action`` is the next best action exports carry.
     """

@@ -39,3 +39,31 @@ class QualityError(PatronError):
 
 class AccessDenied(PatronError):
     """The caller's role does not allow this action."""
+
+
+class InvalidKey(PatronError):
+    """A request carries no API key, or one that is malformed, unknown or revoked (HTTP 401)."""
+
+
+class NotFound(PatronError):
+    """The thing asked for does not exist: a customer, an audience, orders to score (HTTP 404)."""
+
+
+class UnknownCustomerError(NotFound):
+    """An erasure names a customer key or record that the warehouse does not hold."""
+
+
+class Unprocessable(PatronError):
+    """The request is well formed but cannot be acted on, e.g. no order before the observation end (HTTP 422)."""
+
+
+class Conflict(PatronError):
+    """The request clashes with what is stored, e.g. an order id already recorded (HTTP 409)."""
+
+
+class NotConfigured(PatronError):
+    """What a request needs is missing: fitted models, a published table (HTTP 503 unless told otherwise)."""
+
+    def __init__(self, message: str, *, status_code: int = 503) -> None:
+        super().__init__(message)
+        self.status_code = status_code

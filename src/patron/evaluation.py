@@ -46,8 +46,8 @@ import pandas as pd
 from patron import metrics
 from patron.engine import Warehouse
 from patron.errors import ConvergenceError, PatronError
-from patron.model_store import PURCHASE_MODELS
 from patron.models import FitWarning
+from patron.scoring.model_store import PURCHASE_MODELS
 from patron.tables import BACKTESTS
 from patron.transforms.rfm import (
     TimeLike,

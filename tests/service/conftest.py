@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from patron import pipeline
 from patron.config import Settings
 from patron.engine import connect
-from patron.security import ROLES, create_key
+from patron.governance.security import ROLES, create_key
 from patron.service.app import create_app
 
 

@@ -15,7 +15,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from patron.engine import connect
-from patron.security import ROLES, parse_key, revoke_key
+from patron.governance.security import ROLES, parse_key, revoke_key
 from patron.service.app import create_app
 from patron.service.routers.audiences import page
 from patron.transforms.seasonality import stored_seasonality

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from patron.service.routers.customers import channel_totals, customer_view, latest_orders
-from patron.service.store import CustomerRows
+from patron.service.store.base import CustomerRows
 
 
 def at(day: int) -> dt.datetime:

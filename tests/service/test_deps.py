@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from patron.engine import connect
-from patron.security import InvalidKey, StoredKey, parse_key, revoke_key, stored_keys
+from patron.errors import InvalidKey
+from patron.governance.security import StoredKey, parse_key, revoke_key, stored_keys
 from patron.service.app import create_app
 from patron.service.deps import KEY_CACHE_TTL_S, KeyCache
 from tests.service.conftest import make_service

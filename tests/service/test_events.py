@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from patron import pipeline
 from patron.engine import connect
-from patron.model_store import load_models
-from patron.scoring import score_customers
+from patron.scoring.batch import score_customers
+from patron.scoring.model_store import load_models
 from patron.service.app import create_app
 from patron.transforms.rfm import rfm_summary
 from patron.transforms.seasonality import POOLED, stored_seasonality

@@ -13,9 +13,10 @@ from fastapi.testclient import TestClient
 from patron import pipeline
 from patron.config import ModelSettings, Settings
 from patron.engine import connect
+from patron.errors import Unprocessable
 from patron.service.app import create_app
-from patron.service.deps import Unprocessable
-from patron.service.live import not_after_today, refuse_future
+from patron.service.live import refuse_future
+from patron.transforms.observation import not_after_today, observation_end
 from tests.service.conftest import Service, make_service
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -40,10 +41,10 @@ def test_the_batch_observation_end_stops_at_today(tmp_path: Path) -> None:
     reporter = pipeline.Reporter()
     with connect(settings) as wh:
         table = ibis.memtable(orders)
-        assert pipeline.observation_end_for(settings, table, wh, reporter=reporter, now=NOW) == dt.date(2026, 3, 1)
-        assert pipeline.observation_end_for(settings, table.limit(2), wh, now=NOW) == dt.date(2026, 2, 27)
+        assert observation_end(wh, settings, orders=table, note=reporter.note, now=NOW) == dt.date(2026, 3, 1)
+        assert observation_end(wh, settings, orders=table.limit(2), now=NOW) == dt.date(2026, 2, 27)
         configured = Settings(project_dir=tmp_path, model=ModelSettings(observation_end="2030-06-30"))
-        assert pipeline.observation_end_for(configured, table, wh, reporter=reporter, now=NOW) == dt.date(2026, 3, 1)
+        assert observation_end(wh, configured, orders=table, note=reporter.note, now=NOW) == dt.date(2026, 3, 1)
     assert any("1 order(s) are dated after today (the last on 2031-01-01)" in n for n in reporter.notes)
     assert any("observation_end 2030-06-30 lies in the future" in n for n in reporter.notes)
 

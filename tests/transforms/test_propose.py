@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from patron.cli import app
+from patron.cli.commands import app
 from patron.config import load_settings
 from patron.transforms.propose import guess_columns, propose_source
 

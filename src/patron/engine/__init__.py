@@ -11,10 +11,12 @@ import ibis
 
 from patron.config import Settings
 from patron.engine.base import TableLike, Warehouse, check_table_name, patron_types
-from patron.engine.duckdb import DuckDBWarehouse
+from patron.engine.duckdb import DuckDBWarehouse, storage_files
 from patron.errors import EngineError
 
-__all__ = ["DuckDBWarehouse", "TableLike", "Warehouse", "check_table_name", "connect", "patron_types"]
+__all__ = [
+    "DuckDBWarehouse", "TableLike", "Warehouse", "check_table_name", "connect", "patron_types", "reset_storage",
+]
 
 
 def connect(settings: Settings) -> Warehouse:
@@ -37,3 +39,10 @@ def connect(settings: Settings) -> Warehouse:
         spark_timestamps_are_instants()
         return SparkWarehouse(ibis.pyspark.connect(session), settings)
     raise EngineError(f"unknown engine {settings.engine!r}")
+
+
+def reset_storage(settings: Settings) -> None:
+    """Remove an embedded warehouse's files so a project starts from nothing (Spark catalogs are kept)."""
+    if settings.engine == "duckdb":
+        for path in storage_files(settings):
+            path.unlink(missing_ok=True)

@@ -87,7 +87,30 @@ class Warehouse:
         return frame
 
     def count(self, expr: ir.Table) -> int:
-        return int(self.con.execute(expr.count()))
+        return int(self.scalar(expr.count()))
+
+    def scalar(self, expr: ir.Scalar) -> Any:
+        """The value of a scalar expression (a max, a count, an any), run on the engine."""
+        try:
+            return self.con.execute(expr)
+        except Exception as exc:  # engine errors come in many classes; keep the query
+            raise EngineError(f"query failed: {exc}", query=_sql(expr)) from exc
+
+    def batches(self, expr: ir.Table, *, chunk_size: int = 1_000_000) -> Iterator[pa.RecordBatch]:
+        """``expr``'s rows as Arrow record batches, streamed rather than held in memory at once."""
+        try:
+            yield from self.con.to_pyarrow_batches(expr, chunk_size=chunk_size)
+        except Exception as exc:
+            raise EngineError(f"query failed: {exc}", query=_sql(expr)) from exc
+
+    def read_catalog_table(self, qualified_name: str) -> pa.Table:
+        """A table of the engine's catalog that patron did not write (``db.table`` or ``table``), as Arrow."""
+        *database, table = qualified_name.split(".")
+        try:
+            return self.con.to_pyarrow(self.con.table(table, database=".".join(database) or None))
+        except Exception as exc:  # engines raise many classes for a missing table
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EngineError(f"cannot read table {qualified_name}: {reason}", table=qualified_name) from exc
 
     # -- writing -----------------------------------------------------------------
     def write(self, name: str, obj: TableLike, *, mode: str = "replace") -> None:
@@ -139,6 +162,25 @@ class Warehouse:
         """Splink's database API over this warehouse's own connection or session."""
         raise EngineError(f"no Splink backend for engine {self.engine!r}")
 
+    def create(self, name: str, obj: TableLike) -> ir.Table:
+        """Create table ``name`` from ``obj`` directly, without staging: for scratch tables nothing reads yet."""
+        check_table_name(name)
+        try:
+            return self.con.create_table(name, self._engine_object(obj))
+        except Exception as exc:  # engine errors come in many classes
+            raise EngineError(f"could not write a scratch table: {exc}", table=name) from exc
+
+    def replace_rows(self, name: str, column: str, value: Any, rows: TableLike) -> None:
+        """Replace the rows of table ``name`` whose ``column`` equals ``value`` by ``rows``.
+
+        The general way rewrites the table without those rows; an engine that can delete in
+        place (DuckDB) overrides it.
+        """
+        table = self.table(name)
+        kept = table.filter(table[column] != value)
+        new = rows if isinstance(rows, ir.Table) else ibis.memtable(rows)
+        self.write(name, kept.union(new.select(*table.columns).cast(table.schema())))
+
     def drop(self, name: str) -> None:
         if self.has_table(name):
             self.con.drop_table(check_table_name(name))
@@ -160,6 +202,7 @@ class Warehouse:
         yield
 
     def close(self) -> None:
+        """Release the connection (a step's warehouse is closed when the step ends)."""
         disconnect = getattr(self.con, "disconnect", None)
         if disconnect is not None:
             disconnect()

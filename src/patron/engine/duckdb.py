@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from patron.engine.base import Warehouse
+from patron.config import Settings
+from patron.engine.base import TableLike, Warehouse, check_table_name
+from patron.errors import EngineError
 
 
 class DuckDBWarehouse(Warehouse):
@@ -44,3 +47,20 @@ class DuckDBWarehouse(Warehouse):
                 self.con.drop_table(name)
             # names were checked by check_table_name; DuckDB's Ibis backend has no rename
             self.con.con.execute(f'ALTER TABLE "{staging}" RENAME TO "{name}"')
+
+    def replace_rows(self, name: str, column: str, value: Any, rows: TableLike) -> None:
+        """Delete and insert in place, in one transaction: milliseconds at any table size."""
+        check_table_name(name)
+        check_table_name(column)
+        with self.transaction():
+            try:  # names are checked identifiers; the value goes as a parameter
+                self.con.con.execute(f'DELETE FROM "{name}" WHERE "{column}" = ?', [value])
+            except Exception as exc:
+                raise EngineError(f"could not delete rows: {exc}", table=name) from exc
+            self.write(name, rows, mode="append")
+
+
+def storage_files(settings: Settings) -> list[Path]:
+    """The files a DuckDB warehouse keeps: the database and its write-ahead log."""
+    path = settings.warehouse_path
+    return [path, path.with_suffix(path.suffix + ".wal")]

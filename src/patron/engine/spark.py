@@ -65,6 +65,9 @@ class SparkWarehouse(Warehouse):
         self.con.drop_table(name)
         return fixed
 
+    def close(self) -> None:
+        """Nothing to release: the Spark session is shared by the process (a notebook, a test run)."""
+
     @contextmanager
     def scratch(self, obj: TableLike) -> Iterator[ir.Table]:
         """``obj`` as a temporary view of this session (Spark has no temporary tables), dropped on exit."""

@@ -226,7 +226,7 @@ def margin_moments(data: Any) -> MarginMoments:
     """:class:`MarginMoments` of per-customer RFM columns (see :func:`margin_parts`).
 
     The engine computes the same sums with the same formulas for a warehouse
-    (:func:`patron.scoring.margin_moments_in_engine`); this is the in-memory version.
+    (:func:`patron.scoring.batch.margin_moments_in_engine`); this is the in-memory version.
     """
     parts = margin_parts(data)
     pos = parts["revenue"] > 0

@@ -36,7 +36,6 @@ from patron.pipeline.steps import (
     generate,
     ingest,
     init_project,
-    observation_end_for,
     open_warehouse,
     require_quality,
     resolve,
@@ -53,6 +52,6 @@ __all__ = [
     "DemoResult", "FeaturesResult", "Reporter", "ResolveResult", "ScoreRun", "SummaryResult", "api_keys",
     "audiences", "backtest", "clv_deciles", "create_api_key", "draw_charts", "erase", "expand_paths",
     "export_audience", "export_table", "features", "fit", "frequency_distribution", "generate", "ingest",
-    "init_project", "monthly_activity", "observation_end_for", "open_warehouse", "require_quality",
+    "init_project", "monthly_activity", "open_warehouse", "require_quality",
     "reset_warehouse", "resolve", "revoke_api_key", "run_demo", "score", "segments", "summarise", "validate",
 ]

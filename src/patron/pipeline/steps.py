@@ -30,6 +30,7 @@ from patron.tables import (
     SEASONALITY,
     SEGMENTS,
 )
+from patron.transforms.observation import observation_end as observed_until
 from patron.transforms.seasonality import stored_seasonality
 
 
@@ -286,35 +287,6 @@ class SummaryResult:
     stats: dict[str, float] = field(default_factory=dict)
 
 
-def observation_end_for(settings: Settings, orders: ir.Table, warehouse: Warehouse, *,
-                        reporter: Reporter | None = None, now: dt.datetime | None = None) -> dt.date:
-    """The configured observation end (the last day observed), or the UTC day of the last order.
-
-    Never later than today (UTC, by ``now``): an order dated in the future (a wrong clock,
-    a typo) would otherwise move every customer's age ``T`` and recency past the present.
-    A later end is clamped to today and the reporter told why.
-    """
-    today = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
-    if settings.model.observation_end:
-        configured = dt.date.fromisoformat(settings.model.observation_end)
-        if configured > today:
-            (reporter or Reporter()).note(f"[model] observation_end {configured} lies in the future: the "
-                                          f"observation end is today, {today}")
-        return min(configured, today)
-    last = warehouse.con.execute(orders.ordered_at.max())
-    if last is None or last is pd.NaT:
-        raise PatronError("there are no orders in the warehouse; run `patron ingest` first")
-    stamp = pd.Timestamp(last)
-    day = stamp.date() if stamp.tz is None else stamp.tz_convert("UTC").date()
-    if day > today:
-        tomorrow = pd.Timestamp(today + dt.timedelta(days=1), tz="UTC")
-        later = warehouse.con.execute((orders.ordered_at >= ibis.literal(tomorrow, type="timestamp('UTC')")).sum())
-        (reporter or Reporter()).note(
-            f"{int(later or 0):,} order(s) are dated after today (the last on {day}): the observation end is "
-            f"today, {today}, and they count from their day on; see `patron validate` (future_orders)")
-    return min(day, today)
-
-
 def summarise(settings: Settings, *, observation_end: dt.date | None = None,
               reporter: Reporter | None = None) -> SummaryResult:
     """Order values in the reporting currency, then the RFM summary and its histogram.
@@ -337,7 +309,7 @@ def summarise(settings: Settings, *, observation_end: dt.date | None = None,
         times = tables["orders"].select("ordered_at")
         if warehouse.has_table(ORDER_EVENTS):  # orders posted to the service count for the end too
             times = times.union(warehouse.table(ORDER_EVENTS).select("ordered_at").cast(times.schema()))
-        end = observation_end or observation_end_for(settings, times, warehouse)
+        end = observation_end or observed_until(warehouse, settings, orders=times, note=reporter.note)
         values = order_values(tables["orders"], tables["order_lines"], tables["returns"],
                               tables["order_costs"], tables["fx_rates"], as_of=end_of_day(end),
                               reporting_currency=settings.reporting_currency)
@@ -457,7 +429,8 @@ def features(settings: Settings, *, as_of: dt.date | None = None, reporter: Repo
         if len(tables) == len(INPUT_TABLES):
             reporter.note("identities are not resolved: the record is keyed by each order's own ids; "
                           "run `patron resolve` first")
-        day = as_of or observation_end_for(settings, tables["orders"], warehouse) + dt.timedelta(days=1)
+        day = as_of or (observed_until(warehouse, settings, orders=tables["orders"], note=reporter.note)
+                        + dt.timedelta(days=1))
         scratch: list[str] = []
 
         def materialise(name: str, table: ir.Table) -> ir.Table:
@@ -514,7 +487,7 @@ def backtest(settings: Settings, *, calibration_end: dt.date | None = None, hold
     reporter = reporter or Reporter()
     with open_warehouse(settings) as warehouse, reporter.task("Backtesting", total=3) as advance:
         values = warehouse.table(ORDER_VALUES)
-        end = holdout_end or observation_end_for(settings, values, warehouse)
+        end = holdout_end or observed_until(warehouse, settings, orders=values, note=reporter.note)
         start = calibration_end or (pd.Timestamp(end) - pd.DateOffset(months=settings.model.holdout_months)).date()
         if start >= end:
             raise PatronError(f"calibration end {start} must come before the holdout end {end}")
@@ -543,8 +516,8 @@ def fit(settings: Settings, *, purchase_model: str | None = None, reporter: Repo
     """
     from patron.config import purchase_model_name
     from patron.evaluation import latest_champion
-    from patron.model_store import save_models
-    from patron.scoring import fit_value_models
+    from patron.scoring.batch import fit_value_models
+    from patron.scoring.model_store import save_models
 
     reporter = reporter or Reporter()
     with open_warehouse(settings) as warehouse:
@@ -584,8 +557,8 @@ def clv_deciles(scores: ir.Table, column: str) -> ir.Table:
 
 def score(settings: Settings, *, model_id: str | None = None, reporter: Reporter | None = None) -> ScoreRun:
     """Score every customer with the stored (champion) models: the ``scores`` table."""
-    from patron.model_store import load_models
-    from patron.scoring import score_customers
+    from patron.scoring.batch import score_customers
+    from patron.scoring.model_store import load_models
 
     reporter = reporter or Reporter()
     with open_warehouse(settings) as warehouse, reporter.task("Scoring customers", total=1) as advance:
@@ -614,7 +587,7 @@ def segments(settings: Settings, *, reporter: Reporter | None = None) -> dict[st
     ``patron features --as-of`` command that builds the right one. Without any record the
     reporter is told that lifecycle and engagement are unknown.
     """
-    from patron.segments import scores_as_of, segment_counts, write_segments
+    from patron.activation.segments import scores_as_of, segment_counts, write_segments
 
     reporter = reporter or Reporter()
     with open_warehouse(settings) as warehouse:
@@ -629,7 +602,7 @@ def segments(settings: Settings, *, reporter: Reporter | None = None) -> dict[st
 
 def audiences(settings: Settings, *, reporter: Reporter | None = None) -> pd.DataFrame:
     """Every defined audience with its size, the members without consent left out."""
-    from patron.audiences import audience_counts, list_audiences
+    from patron.activation.audiences import audience_counts, list_audiences
 
     reporter = reporter or Reporter()
     rows = []
@@ -648,7 +621,7 @@ def audiences(settings: Settings, *, reporter: Reporter | None = None) -> pd.Dat
 def export_audience(settings: Settings, name: str, fmt: str, out: Path, *, market: str | None = None,
                     horizon: int | None = None):
     """Write audience ``name`` in a platform's format (google, meta, crm, csv); consent applied."""
-    from patron.exports import export_audience as write_audience_file
+    from patron.activation.exports import export_audience as write_audience_file
 
     with open_warehouse(settings) as warehouse:
         return write_audience_file(warehouse, settings, name, fmt, out, market=market, horizon=horizon)
@@ -656,7 +629,7 @@ def export_audience(settings: Settings, name: str, fmt: str, out: Path, *, marke
 
 def create_api_key(settings: Settings, role: str) -> str:
     """A new API key for ``role``; only its salted hash is stored."""
-    from patron.security import create_key
+    from patron.governance.security import create_key
 
     with open_warehouse(settings) as warehouse:
         return create_key(warehouse, role)
@@ -664,7 +637,7 @@ def create_api_key(settings: Settings, role: str) -> str:
 
 def api_keys(settings: Settings) -> list[dict[str, object]]:
     """Every API key's id, role, creation time and revocation flag (never the hash)."""
-    from patron.security import list_keys
+    from patron.governance.security import list_keys
 
     with open_warehouse(settings) as warehouse:
         return list_keys(warehouse)
@@ -672,7 +645,7 @@ def api_keys(settings: Settings) -> list[dict[str, object]]:
 
 def revoke_api_key(settings: Settings, key_id: str) -> bool:
     """Revoke key ``key_id``; False when there is no such key."""
-    from patron.security import revoke_key
+    from patron.governance.security import revoke_key
 
     with open_warehouse(settings) as warehouse:
         return revoke_key(warehouse, key_id)
@@ -681,8 +654,8 @@ def revoke_api_key(settings: Settings, key_id: str) -> bool:
 # -- erase ----------------------------------------------------------------------------
 def erase(settings: Settings, customer_keys: Sequence[str] = (), *, reason: str,
           records: Sequence[tuple[str, str]] = ()):
-    """GDPR erasure of persons everywhere in the warehouse (see ``patron.privacy``)."""
-    from patron.privacy import erase_customers
+    """GDPR erasure of persons everywhere in the warehouse (see ``patron.governance.privacy``)."""
+    from patron.governance.privacy import erase_customers
 
     with open_warehouse(settings) as warehouse:
         return erase_customers(warehouse, customer_keys, records=records, reason=reason)

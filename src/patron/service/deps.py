@@ -4,7 +4,7 @@ The service holds one warehouse connection for its life (DuckDB allows one write
 process). FastAPI runs plain ``def`` endpoints on a thread pool, and the connection must
 not run two queries at once, so every use of it goes through :meth:`ServiceState.use`,
 which holds a lock; on DuckDB the store's point reads run on a cursor per thread instead
-(:mod:`patron.service.duckdb_store`).
+(:mod:`patron.service.store.duckdb`).
 
 API keys are checked against the ``api_keys`` rows held in the process
 (:class:`KeyCache`), read again when older than :data:`KEY_CACHE_TTL_S` seconds: a key
@@ -25,38 +25,18 @@ from fastapi.security import APIKeyHeader
 
 from patron.config import Settings
 from patron.engine import Warehouse
-from patron.errors import PatronError
-from patron.model_store import FittedValueModels
-from patron.security import InvalidKey, Permission, Principal, StoredKey, match_key, parse_key
+from patron.errors import InvalidKey, NotConfigured
+from patron.governance.security import Permission, Principal, StoredKey, match_key, parse_key
+from patron.scoring.model_store import FittedValueModels
 
 if TYPE_CHECKING:
-    from patron.service.store import ServiceStore
+    from patron.service.store.base import ServiceStore
 
 API_KEY_HEADER = "X-API-Key"
 #: Seconds the service trusts its copy of ``api_keys``: a revoked key works at most this long.
 KEY_CACHE_TTL_S = 5.0
 _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
                         description="An API key from `patron keys create --role ROLE`.")
-
-
-class NotFound(PatronError):
-    """The resource asked for does not exist (HTTP 404)."""
-
-
-class Unprocessable(PatronError):
-    """The request is well formed but cannot be acted on, e.g. no order before the observation end (HTTP 422)."""
-
-
-class Conflict(PatronError):
-    """The request clashes with what is stored, e.g. an order id already recorded (HTTP 409)."""
-
-
-class NotConfigured(PatronError):
-    """The service lacks what the endpoint needs: fitted models, an audiences module (HTTP 501/503)."""
-
-    def __init__(self, message: str, *, status_code: int = 503) -> None:
-        super().__init__(message)
-        self.status_code = status_code
 
 
 class KeyCache:

@@ -4,8 +4,8 @@ A new order (``POST /events``) is recorded twice: in ``order_events`` (what the 
 received, kept as is) and in ``order_values`` (so this customer's summary can be
 recomputed at once). Then that customer's row of ``rfm`` is rebuilt with
 :func:`patron.transforms.rfm.rfm_summary` over their orders, and their row of ``scores``
-with :func:`patron.scoring.purchase_rows`, :func:`~patron.scoring.spend_coefficients`
-and :func:`~patron.scoring.scores_expression`, the functions the batch scoring uses, so
+with :func:`patron.scoring.batch.purchase_rows`, :func:`~patron.scoring.batch.spend_coefficients`
+and :func:`~patron.scoring.batch.scores_expression`, the functions the batch scoring uses, so
 the result equals a batch rescore of the same data (the tests check it to 1e-9). When
 ``rfm`` was summarised on a seasonal clock (it has a ``market`` column and the warehouse
 holds table ``seasonality``, :func:`~patron.transforms.seasonality.stored_seasonality`),
@@ -22,7 +22,7 @@ run until the next one. An order dated more than ``[quality] future_tolerance_da
 after now is refused (422, :func:`refuse_future`), so no posted date can move it.
 
 This module is the engine-neutral reference; on DuckDB the service records an order
-through :mod:`patron.service.duckdb_events`, which runs the same expressions compiled
+through :mod:`patron.service.store.duckdb_events`, which runs the same expressions compiled
 once over the customer's rows (the tests compare the two).
 """
 
@@ -39,9 +39,9 @@ import pyarrow as pa
 
 from patron.config import Settings
 from patron.engine import DuckDBWarehouse, Warehouse
-from patron.model_store import FittedValueModels
-from patron.scoring import DEFAULT_LEVEL, score_inputs, scores_expression
-from patron.service.deps import Conflict, NotFound, Unprocessable
+from patron.errors import Conflict, NotFound, Unprocessable
+from patron.scoring.batch import DEFAULT_LEVEL, score_inputs, scores_expression
+from patron.scoring.model_store import FittedValueModels
 from patron.tables import ORDER_EVENTS, ORDER_VALUES, RFM, SCORES
 from patron.transforms.events import event_order_values
 from patron.transforms.quality import latest_allowed

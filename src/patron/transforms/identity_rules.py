@@ -69,7 +69,7 @@ def normalise_code(value: ir.StringValue) -> ir.StringValue:
 def email_for_matching(email: str | None) -> str | None:
     """Trimmed and lower-cased e-mail, the Python twin of :func:`normalise_email`; blank gives None.
 
-    Also the form Google Customer Match and Meta custom audiences hash (:mod:`patron.exports`).
+    Also the form Google Customer Match and Meta custom audiences hash (:mod:`patron.activation.exports`).
     """
     if not isinstance(email, str):  # None, or NaN from a frame
         return None

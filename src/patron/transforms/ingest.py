@@ -60,7 +60,7 @@ class IngestResult:
     """What one file did to the warehouse.
 
     ``rows_read = loaded + unchanged + rejected + excluded + erased`` unless the file was skipped;
-    ``erased`` rows belong to persons in ``erasure_log`` and are dropped (see ``patron.privacy``);
+    ``erased`` rows belong to persons in ``erasure_log`` and are dropped (see ``patron.governance.privacy``);
     ``excluded`` rows matched an ``exclude`` rule of the file's source and went to ``rejects``.
     """
 

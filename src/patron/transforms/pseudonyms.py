@@ -1,11 +1,11 @@
-"""Pseudonyms at ingest and the erasure log's keyed hashes (the ingest side of :mod:`patron.privacy`).
+"""Pseudonyms at ingest and the erasure log's keyed hashes (the ingest side of :mod:`patron.governance.privacy`).
 
 * **Pseudonymisation** (``[privacy] hash_personal_data = true``): ingest replaces e-mail,
   phone, first and last name, postcode and loyalty id by ``'h:'`` + HMAC-SHA-256 of the
   normalised value under a key read from an environment variable (``PATRON_PII_KEY``).
   Equal values give equal pseudonyms, so identity resolution's exact rules still link.
 * **Erased persons stay out**: :func:`prepare_raw` drops the rows of a file that carry an
-  identifier whose keyed hash :func:`patron.privacy.erase_customers` logged in ``erasure_log``,
+  identifier whose keyed hash :func:`patron.governance.privacy.erase_customers` logged in ``erasure_log``,
   so an old file cannot bring an erased person back.
 """
 

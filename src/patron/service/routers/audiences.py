@@ -1,6 +1,6 @@
 """``GET /audiences/{name}``: the members of a defined audience, a page at a time.
 
-The audiences themselves are defined by :mod:`patron.audiences`; this endpoint calls its
+The audiences themselves are defined by :mod:`patron.activation.audiences`; this endpoint calls its
 ``audience_members(warehouse, settings, name)``, which returns a table with a
 ``customer_key`` column; a name that ``list_audiences(settings)`` does not list (or for
 which ``audience_members`` raises ``LookupError``) gets 404. Without that module (or
@@ -17,8 +17,9 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from patron.config import Settings
 from patron.engine import Warehouse
-from patron.security import Permission
-from patron.service.deps import NotConfigured, NotFound, SettingsDep, StateDep, require
+from patron.errors import NotConfigured, NotFound
+from patron.governance.security import Permission
+from patron.service.deps import SettingsDep, StateDep, require
 from patron.service.schemas import AudiencePage
 
 router = APIRouter(prefix="/audiences", tags=["audiences"], dependencies=[Depends(require(Permission.READ_AUDIENCES))])
@@ -34,13 +35,13 @@ def page(warehouse: Warehouse, members: ir.Table, *, limit: int, offset: int) ->
 
 
 def _audiences_module() -> Any:
-    """:mod:`patron.audiences`, when it exists and has ``audience_members``; 501 otherwise."""
+    """:mod:`patron.activation.audiences`, when it exists and has ``audience_members``; 501 otherwise."""
     try:
-        module = importlib.import_module("patron.audiences")
+        module = importlib.import_module("patron.activation.audiences")
     except ImportError:
         module = None
     if getattr(module, "audience_members", None) is None:
-        raise NotConfigured("audiences are not configured: patron.audiences.audience_members is missing",
+        raise NotConfigured("audiences are not configured: patron.activation.audiences.audience_members is missing",
                             status_code=501)
     return module
 

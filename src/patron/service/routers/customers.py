@@ -12,10 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 
-from patron.security import Permission, Principal
-from patron.service.deps import NotFound, StateDep, require
+from patron.errors import NotFound
+from patron.governance.security import Permission, Principal
+from patron.service.deps import StateDep, require
 from patron.service.schemas import CUSTOMER_KEY_PATTERN, CustomerView
-from patron.service.store import CustomerRows
+from patron.service.store.base import CustomerRows
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 

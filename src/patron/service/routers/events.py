@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, status
 
-from patron.security import Permission, Principal
+from patron.governance.security import Permission, Principal
 from patron.service.deps import SettingsDep, StateDep, require
 from patron.service.live import refuse_future
 from patron.service.schemas import EventResponse, OrderEvent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from patron.security import Permission
+from patron.governance.security import Permission
 from patron.service.deps import StateDep, require
 from patron.service.schemas import Health
 from patron.tables import SCORES

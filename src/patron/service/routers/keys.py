@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, status
 
-from patron.security import KEY_ID_PATTERN, Permission, create_key, list_keys, parse_key, revoke_key
-from patron.service.deps import NotFound, StateDep, require
+from patron.errors import NotFound
+from patron.governance.security import KEY_ID_PATTERN, Permission, create_key, list_keys, parse_key, revoke_key
+from patron.service.deps import StateDep, require
 from patron.service.schemas import CreatedKey, KeyInfo, NewKey
 
 router = APIRouter(prefix="/keys", tags=["keys"], dependencies=[Depends(require(Permission.MANAGE_KEYS))])

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from patron.security import Permission
-from patron.service.deps import SettingsDep, StateDep, Unprocessable, require
+from patron.errors import Unprocessable
+from patron.governance.security import Permission
+from patron.service.deps import SettingsDep, StateDep, require
 from patron.service.live import history_table, records, refuse_future, score_summaries, summary_table
 from patron.service.schemas import ScoreRequest, ScoreResponse
 from patron.transforms.seasonality import stored_seasonality
