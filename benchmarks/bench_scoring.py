@@ -35,7 +35,9 @@ import pandas as pd
 
 from patron.config import Settings
 from patron.engine import connect
-from patron.scoring.batch import fit_value_models, score_customers, score_inputs
+from patron.scoring.batch import score_customers
+from patron.scoring.fit import fit_value_models
+from patron.scoring.predictions import score_inputs
 
 END = pd.Timestamp("2025-06-30", tz="UTC")
 

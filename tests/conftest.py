@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from patron import pipeline
 from patron.config import Settings, SparkSettings
 from patron.engine import Warehouse, connect
 
@@ -52,3 +53,19 @@ def warehouse(engine_name: str, tmp_path: Path, request: pytest.FixtureRequest) 
         wh.con._session.sql(f"DROP DATABASE IF EXISTS {settings.spark.database} CASCADE")
     else:
         wh.close()
+
+
+@pytest.fixture(scope="session")
+def scored_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """generate → ingest → validate → resolve → summarise → fit → score, once per run."""
+    root = tmp_path_factory.mktemp("service_base")
+    pipeline.generate(1000, root / "data", seed=11, fmt="parquet")
+    settings = Settings(project_dir=root / "project", engine="duckdb")
+    pipeline.ingest(settings, [root / "data"])
+    pipeline.require_quality(pipeline.validate(settings))
+    pipeline.resolve(settings)
+    pipeline.summarise(settings)
+    pipeline.fit(settings)
+    pipeline.score(settings)
+    pipeline.segments(settings)
+    return settings.warehouse_path

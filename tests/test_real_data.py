@@ -9,7 +9,9 @@ but empty must give the same scores.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from patron.cli.commands import app
 from patron.config import Settings, load_settings, write_default_config
 from patron.contract import CONTRACT
 from patron.engine import connect
+from patron.engine.spark import spark_session
 from tests.conftest import settings_for
 
 CDNOW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdnow"
@@ -62,8 +65,6 @@ def write_empty_optional_tables(folder: Path) -> None:
 
 
 def project_for(folder: Path, engine: str = "duckdb", spark_home: Path | None = None) -> Settings:
-    from dataclasses import replace
-
     settings = settings_for(engine, folder, spark_home)
     return replace(settings, reporting_currency="USD")
 
@@ -178,8 +179,7 @@ def test_a_bare_export_scores_the_same_on_spark(bare: dict[str, object], tmp_pat
     try:
         result = run_everything(settings, tmp_path / "data", tmp_path)
     finally:
-        session = connect(settings).con._session
-        session.sql(f"DROP DATABASE IF EXISTS {settings.spark.database} CASCADE")
+        spark_session(settings).sql(f"DROP DATABASE IF EXISTS {settings.spark.database} CASCADE")
     left = bare["table"].sort_values("customer_key").reset_index(drop=True)
     right = result["table"].sort_values("customer_key").reset_index(drop=True)
     assert left.customer_key.tolist() == right.customer_key.tolist()
@@ -207,7 +207,7 @@ def test_the_cdnow_master_log_through_the_flat_log_gives_the_published_bg_nbd(tm
     settings = load_settings(project)
     with connect(settings) as warehouse:
         orders = warehouse.table("orders")
-        assert warehouse.con.execute(orders.customer_id.nunique()) == 2357
+        assert warehouse.scalar(orders.customer_id.nunique()) == 2357
         assert warehouse.count(warehouse.table("order_lines")) == 6919
     pipeline.resolve(settings)
     pipeline.summarise(settings, observation_end=pd.Timestamp("1997-09-30").date())
@@ -218,8 +218,6 @@ def test_the_cdnow_master_log_through_the_flat_log_gives_the_published_bg_nbd(tm
         assert params[name] == pytest.approx(value, rel=0.01), (name, params)
     assert models.purchase.log_likelihood_ == pytest.approx(-9582.4, abs=0.5)
     # and on through every later step, on the same dates
-    import datetime as dt
-
     pipeline.features(settings, as_of=dt.date(1997, 10, 1))
     run = pipeline.backtest(settings, calibration_end=dt.date(1997, 6, 30), holdout_end=dt.date(1997, 9, 30))
     assert set(run.result.summary_frame().index) >= {"bg_nbd", "pareto_nbd"}

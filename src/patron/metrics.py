@@ -17,11 +17,15 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 FloatArray = np.ndarray
 
+#: Shares of customers at which :func:`gain_curve` reads the curve: every percent.
 DEFAULT_SHARES = np.linspace(0.0, 1.0, 101)
+#: Groups of :func:`decile_table` (and of the backtest's ``ntile``).
+DECILES = 10
+#: Calibration frequencies from this up are pooled into one group (``"7+"``) by :func:`by_frequency`.
+MAX_FREQUENCY = 7
 
 
 class NewCustomerModel(Protocol):
@@ -142,15 +146,11 @@ def _midranks(values: FloatArray, weights: FloatArray) -> FloatArray:
 def spearman(predicted: Any, actual: Any, weights: Any = None) -> float:
     """Spearman rank correlation of prediction and actual (ties get their average rank).
 
-    Unweighted, this is ``scipy.stats.spearmanr``; weighted, the Pearson correlation of
-    the midranks among the repeated rows, which equals spearmanr on the repeated rows.
+    The Pearson correlation of the midranks among the rows, each repeated ``weights`` times
+    (unweighted: once), which is ``scipy.stats.spearmanr`` on the repeated rows.
     NaN when either side is constant.
     """
     p, a, w = _pairs(predicted, actual, weights)
-    if weights is None:
-        if np.ptp(p) == 0 or np.ptp(a) == 0:
-            return float("nan")
-        return float(stats.spearmanr(p, a).statistic)
     rp, ra = _midranks(p, w), _midranks(a, w)
     mp, ma = np.average(rp, weights=w), np.average(ra, weights=w)
     cov = np.average((rp - mp) * (ra - ma), weights=w)
@@ -158,7 +158,7 @@ def spearman(predicted: Any, actual: Any, weights: Any = None) -> float:
     return float(cov / np.sqrt(var)) if var > 0 else float("nan")
 
 
-def decile_table(predicted: Any, actual: Any, *, groups: int = 10) -> pd.DataFrame:
+def decile_table(predicted: Any, actual: Any, *, groups: int = DECILES) -> pd.DataFrame:
     """Customers cut into ``groups`` equal groups by decreasing prediction, as SQL ``ntile`` does.
 
     Customers are ranked by prediction (ties in input order); group 1 holds the
@@ -271,7 +271,7 @@ def frequency_label(frequency: int, max_frequency: int) -> str:
 
 
 def by_frequency(frequency: Any, predicted: Any, actual: Any, weights: Any = None, *,
-                 max_frequency: int = 7) -> pd.DataFrame:
+                 max_frequency: int = MAX_FREQUENCY) -> pd.DataFrame:
     """Mean predicted and actual holdout purchases by calibration frequency (Fader-Hardie's check).
 
     Frequencies from ``max_frequency`` up are pooled into one group.

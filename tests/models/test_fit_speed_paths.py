@@ -16,8 +16,9 @@ from patron.errors import ConvergenceError
 from patron.models import BetaGeo, ModifiedBetaGeo
 from patron.models._continuous import coarse_histogram
 from patron.models._special import numeric_jacobian
-from patron.models.base import BaseModel, group_rows
+from patron.models.base import BaseModel
 from patron.models.beta_geo import _FitLayout, fit_derivatives
+from patron.models.grouping import group_rows
 from tests.models._simulate import simulate_bg_nbd
 
 COLUMNS = ("frequency", "recency", "T")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import ibis
 import pandas as pd
 import pytest
 from matplotlib import image
@@ -13,17 +12,12 @@ from patron import datasets
 from patron.evaluation import BacktestResult, backtest
 from patron.models import BetaGeo, ParetoNBD
 from patron.reports import backtest_charts
+from tests.evaluation._logs import cdnow_transactions
 
 
 @pytest.fixture(scope="module")
 def result() -> BacktestResult:
-    log = datasets.load_cdnow_transactions()
-    transactions = ibis.memtable(pd.DataFrame({
-        "customer_key": log["customer_id"],
-        "ordered_at": log["date"].dt.tz_localize("UTC"),
-        "value": log["dollar_value"],
-    }))
-    return backtest(transactions, calibration_end=datasets.CALIBRATION_END, holdout_end=datasets.HOLDOUT_END,
+    return backtest(cdnow_transactions(), calibration_end=datasets.CALIBRATION_END, holdout_end=datasets.HOLDOUT_END,
                     value="value", models={"bg_nbd": BetaGeo(), "pareto_nbd": ParetoNBD()})
 
 
@@ -49,7 +43,7 @@ def test_each_chart_function_returns_its_path(tmp_path: Path) -> None:
     gain = pd.DataFrame({"share": [0.0, 0.5, 1.0], "perfect": [0.0, 1.0, 1.0], "random": [0.0, 0.5, 1.0],
                          "m": [0.0, 0.8, 1.0]})
     calls = [
-        (backtest_charts.frequency_chart, by_frequency),
+        (backtest_charts.holdout_by_frequency_chart, by_frequency),
         (backtest_charts.tracking_chart, tracking),
         (backtest_charts.decile_chart, deciles),
         (backtest_charts.gain_chart, gain),

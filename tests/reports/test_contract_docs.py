@@ -5,7 +5,7 @@ from pathlib import Path
 from patron.contract import CONTRACT
 from patron.reports.contract_docs import contract_markdown
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "data-contract.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "data-contract.md"
 
 
 def test_data_contract_doc_is_generated_from_the_contract() -> None:

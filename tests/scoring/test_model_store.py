@@ -11,12 +11,21 @@ import pandas as pd
 import pytest
 
 from patron import datasets
-from patron.config import Settings
+from patron.config import PURCHASE_MODEL_NAMES, Settings, load_settings, purchase_model_name, write_default_config
 from patron.engine import Warehouse, connect
-from patron.errors import PatronError
-from patron.models import BetaGeo, GammaGamma, ParetoNBD
+from patron.errors import ConfigError, PatronError
+from patron.evaluation import default_models
+from patron.models import BetaGeo, GammaGamma, ModifiedBetaGeo, ParetoNBD
 from patron.models.margin import KeptMargin
-from patron.scoring.model_store import FittedValueModels, load_models, save_models, utc_now
+from patron.scoring.model_store import (
+    PURCHASE_MODELS,
+    FittedValueModels,
+    load_models,
+    purchase_model_class,
+    purchase_model_key,
+    save_models,
+    utc_now,
+)
 from patron.tables import MODELS
 
 MARGIN_DATA = pd.DataFrame({
@@ -128,12 +137,6 @@ def test_missing_models_are_errors(duck: Warehouse, fitted) -> None:
 
 # -- one name per purchase model ------------------------------------------------------------
 def test_one_name_per_purchase_model_and_the_class_names_as_aliases(tmp_path: Path) -> None:
-    from patron.config import PURCHASE_MODEL_NAMES, load_settings, purchase_model_name, write_default_config
-    from patron.errors import ConfigError
-    from patron.evaluation import default_models
-    from patron.models import ModifiedBetaGeo
-    from patron.scoring.model_store import PURCHASE_MODELS, purchase_model_class, purchase_model_key
-
     assert tuple(PURCHASE_MODELS) == PURCHASE_MODEL_NAMES == ("bg_nbd", "pareto_nbd", "mbg_nbd")
     assert list(default_models()) == list(PURCHASE_MODEL_NAMES)  # the backtest's names are the same
     for spelling, name in [("BetaGeo", "bg_nbd"), ("ModifiedBetaGeo", "mbg_nbd"), ("BG/NBD", "bg_nbd"),
@@ -157,8 +160,6 @@ def test_one_name_per_purchase_model_and_the_class_names_as_aliases(tmp_path: Pa
 
 
 def test_a_stored_fit_comes_back_under_its_name(duck: Warehouse, fitted) -> None:
-    from patron.scoring.model_store import purchase_model_key
-
     _, gg, pareto = fitted
     save_models(duck, make_fit(pareto, gg, "m-pareto"))
     assert purchase_model_key(load_models(duck).purchase) == "pareto_nbd"

@@ -1,36 +1,20 @@
-"""A scored 1,000-customer retailer, built once, and API keys of every role over a copy of it."""
+"""API keys of every role over a copy of the scored retailer (``scored_project``, tests/conftest.py)."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from patron import pipeline
 from patron.config import Settings
-from patron.engine import connect
+from patron.engine import DuckDBWarehouse, connect
 from patron.governance.security import ROLES, create_key
 from patron.service.app import create_app
-
-
-@pytest.fixture(scope="session")
-def scored_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """generate → ingest → validate → resolve → summarise → fit → score, once per run."""
-    root = tmp_path_factory.mktemp("service_base")
-    pipeline.generate(1000, root / "data", seed=11, fmt="parquet")
-    settings = Settings(project_dir=root / "project", engine="duckdb")
-    pipeline.ingest(settings, [root / "data"])
-    pipeline.require_quality(pipeline.validate(settings))
-    pipeline.resolve(settings)
-    pipeline.summarise(settings)
-    pipeline.fit(settings)
-    pipeline.score(settings)
-    pipeline.segments(settings)
-    return settings.warehouse_path
 
 
 @dataclass
@@ -62,3 +46,13 @@ def service(scored_project: Path, tmp_path_factory: pytest.TempPathFactory) -> S
 def client(service: Service) -> Iterator[TestClient]:
     with TestClient(create_app(service.settings)) as test_client:
         yield test_client
+
+
+def sql(warehouse: DuckDBWarehouse, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """The rows of ``statement`` (values as ``?`` parameters), run on a UTC cursor of its own: a test's look at
+    the DuckDB file as committed."""
+    cursor = warehouse.cursor()
+    try:
+        return cursor.execute(statement, list(params)).fetchall()
+    finally:
+        cursor.close()

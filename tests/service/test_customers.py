@@ -1,43 +1,34 @@
-"""The customer view is assembled from the customer's rows: latest orders and per-channel totals, worked by hand."""
+"""GET /customers/{key} renders the customer's rows as the insights view, personal records only when allowed."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from patron.service.routers.customers import channel_totals, customer_view, latest_orders
+from patron.insights.customer_view import customer_view
+from patron.service.schemas import CustomerView
 from patron.service.store.base import CustomerRows
 
-
-def at(day: int) -> dt.datetime:
-    return dt.datetime(2025, 1, day, 12, tzinfo=dt.UTC)
-
-
 ORDERS = [
-    {"order_id": "B", "ordered_at": at(3), "channel": "store", "revenue": 10.0, "gp2": 4.0},
-    {"order_id": "A", "ordered_at": at(3), "channel": "online", "revenue": 0.25, "gp2": None},
-    {"order_id": "C", "ordered_at": at(9), "channel": "online", "revenue": 0.5, "gp2": None},
-    {"order_id": "D", "ordered_at": at(1), "channel": None, "revenue": None, "gp2": -1.5},
+    {"order_id": "B", "ordered_at": dt.datetime(2025, 1, 3, 12, tzinfo=dt.UTC), "channel": "store",
+     "revenue": 10.0, "gp2": 4.0},
+    {"order_id": "D", "ordered_at": dt.datetime(2025, 1, 1, tzinfo=dt.UTC), "channel": None, "revenue": None,
+     "gp2": -1.5},
 ]
 
 
-def test_latest_orders_are_newest_first_with_ties_by_order_id() -> None:
-    assert [o["order_id"] for o in latest_orders(ORDERS)] == ["C", "A", "B", "D"]
-    assert [o["order_id"] for o in latest_orders(ORDERS, limit=2)] == ["C", "A"]
+def test_a_customer_exists_with_any_row() -> None:
+    assert CustomerRows().exists() is False
+    assert CustomerRows(orders=ORDERS[:1]).exists() is True
+    assert CustomerRows(rfm={"frequency": 0}).exists() is True and CustomerRows(scores={}).exists() is True
 
 
-def test_channel_totals_count_every_order_and_sum_the_known_amounts() -> None:
-    assert channel_totals(ORDERS) == [
-        {"channel": "online", "orders": 2, "revenue": 0.75, "gp2": None},
-        {"channel": "store", "orders": 1, "revenue": 10.0, "gp2": 4.0},
-        {"channel": None, "orders": 1, "revenue": None, "gp2": -1.5},
-    ]
-
-
-def test_the_view_takes_tier_and_segments_from_the_segments_row() -> None:
-    rows = CustomerRows(segments={"value_tier": "top_1", "rfm_segment": "champions", "lifecycle_stage": None,
-                                  "strategy_cell": "grow"}, orders=ORDERS, personal=[{"source": "web"}])
-    view = customer_view("C1", rows, personal=False)
-    assert view["tier"] == "top_1" and view["segments"] == ["top_1", "champions", "grow"]
-    assert "personal" not in view
-    assert customer_view("C1", rows, personal=True)["personal"] == [{"source": "web"}]
-    assert CustomerRows().exists() is False and CustomerRows(orders=ORDERS[:1]).exists() is True
+def test_the_store_rows_render_as_the_endpoint_schema() -> None:
+    rows = CustomerRows(segments={"value_tier": "top_1"}, orders=ORDERS, personal=[{"source": "web"}])
+    for personal in (False, True):
+        body = CustomerView.model_validate(customer_view("C1", rows, personal=personal)).model_dump(mode="json")
+        assert body["tier"] == "top_1" and [c["channel"] for c in body["channels"]] == ["store", None]
+        assert [o["order_id"] for o in body["orders"]] == ["B", "D"]
+        if personal:
+            assert [r["source"] for r in body["personal"]] == ["web"]
+        else:
+            assert body["personal"] is None

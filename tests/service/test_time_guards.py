@@ -14,8 +14,8 @@ from patron import pipeline
 from patron.config import ModelSettings, Settings
 from patron.engine import connect
 from patron.errors import Unprocessable
+from patron.scoring.live import refuse_future
 from patron.service.app import create_app
-from patron.service.live import refuse_future
 from patron.transforms.observation import not_after_today, observation_end
 from tests.service.conftest import Service, make_service
 

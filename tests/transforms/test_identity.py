@@ -273,7 +273,7 @@ def test_accounts_missing_from_customers_still_get_a_key() -> None:
 def test_resolve_step_without_a_customers_table(tmp_path) -> None:
     from patron.contract import ORDER_LINES
     from patron.engine import connect
-    from patron.pipeline.steps import Reporter, resolve
+    from patron.pipeline import Reporter, resolve
 
     settings = Settings(project_dir=tmp_path, engine="duckdb")
     with connect(settings) as warehouse:

@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from patron import pipeline
 from patron.config import Settings, parse_settings
 from patron.errors import DataContractError
-from patron.pipeline import steps
 from patron.transforms.mapping import apply_mapping, map_values, read_source, rule_matches, shipped_map
 from patron.transforms.readers import RawFile
 
@@ -32,7 +32,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def table(settings: Settings, name: str) -> pd.DataFrame:
-    with steps.open_warehouse(settings) as wh:
+    with pipeline.open_warehouse(settings) as wh:
         return wh.to_pandas(wh.table(name)) if wh.has_table(name) else pd.DataFrame()
 
 
@@ -55,7 +55,7 @@ def test_flat_log_with_amount_only_makes_one_order_per_customer_and_time(project
         "thousands": ".", "time_zone": "Europe/Berlin",
         "columns": {"customer_id": "client", "ordered_at": "when", "amount": "total", "quantity": "items"},
         "constants": {"currency": "EUR", "channel": "online", "country": "DE"}})
-    results = steps.ingest(settings)
+    results = pipeline.ingest(settings)
     assert [(r.table, r.rows_read, r.loaded, r.rejected) for r in results] == [
         ("orders", 3, 3, 0), ("order_lines", 4, 3, 1)]
     orders = table(settings, "orders").sort_values("order_id")
@@ -78,9 +78,9 @@ def test_ambiguous_dates_name_the_column(project: Path) -> None:
         "columns": {"order_id": "order", "customer_id": "customer", "ordered_at": "day", "unit_price": "price"},
         "constants": {"currency": "EUR", "channel": "store", "country": "FR"}})
     with pytest.raises(DataContractError, match=r"column 'day' \(ordered_at\).*date_format"):
-        steps.ingest(settings)
+        pipeline.ingest(settings)
     fixed = replace(settings, sources=(replace(settings.sources[0], date_format="month_first"),))
-    steps.ingest(fixed)
+    pipeline.ingest(fixed)
     assert sorted(table(fixed, "orders").ordered_at.dt.strftime("%Y-%m-%d")) == ["2024-01-02", "2024-03-04"]
 
 
@@ -108,7 +108,7 @@ def test_order_columns_that_disagree_reject_the_later_line(project: Path) -> Non
                     "quantity": "Qty", "unit_price": "Price", "country": "Country", "channel": "Channel"},
         "constants": {"currency": "EUR"},
         "values": {"country": "country_names", "channel": {"web": "online", "shop": "store"}}})
-    orders_result, lines_result = steps.ingest(settings)
+    orders_result, lines_result = pipeline.ingest(settings)
     assert (orders_result.loaded, lines_result.loaded, lines_result.rejected) == (1, 1, 3)
     orders = table(settings, "orders")
     assert orders[["order_id", "country", "channel"]].values.tolist() == [["10", "DE", "online"]]
@@ -128,7 +128,7 @@ def test_table_source_with_constants_exclusions_and_a_folder(project: Path) -> N
         "columns": {"customer_id": "Kunde", "email": "Mail", "country": "Land"},
         "values": {"country": {"Deutschland": "DE", "Österreich": "AT"}},
         "exclude": [["Status", "=", "test"]]})
-    results = steps.ingest(settings)
+    results = pipeline.ingest(settings)
     assert [(r.file.endswith(n), r.loaded, r.excluded) for r, n in zip(results, ("a.csv", "b.csv"), strict=True)] \
         == [(True, 1, 1), (True, 1, 0)]
     customers = table(settings, "customers").sort_values("customer_id")
@@ -137,7 +137,7 @@ def test_table_source_with_constants_exclusions_and_a_folder(project: Path) -> N
     rejects = table(settings, "rejects")
     assert rejects.reason.tolist() == ["excluded by rule: Status = 'test'"]
     assert (rejects.field.iloc[0], rejects.value.iloc[0], rejects.line.iloc[0]) == ("Status", "test", 3)
-    again = steps.ingest(settings, [project / "crm" / "a.csv"])  # a named file of a source uses its mapping
+    again = pipeline.ingest(settings, [project / "crm" / "a.csv"])  # a named file of a source uses its mapping
     assert again[0].skipped_file
 
 
@@ -175,7 +175,7 @@ def test_missing_mapped_column_is_named(project: Path) -> None:
     settings = settings_with(project, {"name": "s", "path": "o.csv", "table": "orders",
                                        "columns": {"order_id": "OrderNo"}})
     with pytest.raises(DataContractError, match="'OrderNo' \\(mapped to order_id\\) is not in"):
-        steps.ingest(settings)
+        pipeline.ingest(settings)
 
 
 @pytest.mark.skipif(not CDNOW.exists(), reason="the shared CDNOW data are not here")
@@ -188,11 +188,11 @@ def test_cdnow_master_through_the_flat_log(project: Path) -> None:
     raw = read_source(CDNOW, settings.sources[0])
     assert raw.table.num_rows == 69_659 and raw.lines[0].as_py() == 2
     started = time.perf_counter()
-    orders, lines = steps.ingest(settings)
+    orders, lines = pipeline.ingest(settings)
     seconds = time.perf_counter() - started
     assert (lines.rows_read, lines.loaded, lines.rejected) == (69_659, 69_659, 0)
     assert orders.loaded == orders.rows_read == 67_591  # transactions of one customer on one day: one order
-    with steps.open_warehouse(settings) as wh:
+    with pipeline.open_warehouse(settings) as wh:
         o, ol = wh.table("orders"), wh.table("order_lines")
         assert wh.con.execute(o.customer_id.nunique()) == 23_570
         assert wh.con.execute((ol.quantity * ol.unit_price).sum()) == pytest.approx(2_500_315.63, abs=0.01)
@@ -209,7 +209,7 @@ def test_pseudonymised_sources_keep_personal_data_out_of_rejects(project: Path,
         "name": "s", "path": "o.csv", "table": "orders", "exclude": [["Kind", "=", "test"]],
         "columns": {"order_id": "Id", "email": "Mail", "ordered_at": "When"},
         "constants": {"channel": "online", "country": "DE", "currency": "EUR"}}]}, project)
-    (result,) = steps.ingest(settings)
+    (result,) = pipeline.ingest(settings)
     assert (result.loaded, result.rejected, result.excluded) == (1, 1, 1)
     assert table(settings, "orders").email.iloc[0].startswith("h:")
     records = [json.loads(r) for r in table(settings, "rejects").sort_values("line").record]
@@ -221,14 +221,13 @@ def test_ingest_without_paths_needs_sources(project: Path) -> None:
     from patron.errors import PatronError
 
     with pytest.raises(PatronError, match=r"no \[\[sources\]\] in patron.toml"):
-        steps.ingest(Settings(project_dir=project))
+        pipeline.ingest(Settings(project_dir=project))
 
 
 def test_a_source_may_be_a_table_the_engine_reads(tmp_path: Path) -> None:
     """An export that already lives in the engine (a Spark catalog table, a DuckDB table) maps like a file."""
     import pandas as pd
 
-    from patron import pipeline
     from patron.config import load_settings
     from patron.engine import connect
 
@@ -267,3 +266,14 @@ currency = "EUR"
     assert orders.customer_id.tolist() == ["17850", "13047"] and set(orders.source) == {"shop"}
     again = pipeline.ingest(settings)  # the same rows: nothing new
     assert all(r.skipped_file for r in again)
+
+
+def test_an_engine_table_that_cannot_be_read_names_the_table_and_why(project: Path) -> None:
+    """A missing engine table is the user's data problem: a DataContractError naming it and the engine's reason."""
+    from patron.transforms.mapping import read_engine_table
+
+    message = r"^table:no_such_export: cannot read the table \(.+\)$"
+    with pipeline.open_warehouse(Settings(project_dir=project)) as warehouse, \
+            pytest.raises(DataContractError, match=message) as info:
+        read_engine_table(warehouse, "no_such_export")
+    assert "no_such_export" in str(info.value).split("(", 1)[1]  # the engine's reason, not only our prefix

@@ -89,9 +89,9 @@ def test_decimal_comma_and_semicolons_are_proposed(tmp_path: Path) -> None:
     assert "values" not in entry  # the country column holds codes already
     assert entry["constants"]["currency"] == "EUR"
     (tmp_path / "patron.toml").write_text(proposal.toml, encoding="utf-8")
-    from patron.pipeline import steps
+    from patron import pipeline
 
-    orders, lines = steps.ingest(load_settings(tmp_path))
+    orders, lines = pipeline.ingest(load_settings(tmp_path))
     assert (orders.loaded, lines.loaded, lines.rejected) == (2, 3, 0)
 
 

@@ -19,7 +19,7 @@ import pytest
 from patron.config import Settings
 from patron.engine import Warehouse, connect
 from patron.errors import DataContractError, PatronError
-from patron.pipeline.steps import expand_paths
+from patron.pipeline import expand_paths
 from patron.transforms.excel import cell_text
 from patron.transforms.ingest import ingest_file
 from patron.transforms.readers import ReadOptions, detect_delimiter, read_raw

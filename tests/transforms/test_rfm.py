@@ -10,6 +10,7 @@ from lifetimes.utils import summary_data_from_transaction_data
 
 from patron.datasets import load_cdnow_transactions
 from patron.engine import Warehouse
+from patron.errors import DataContractError
 from patron.transforms.rfm import rfm_histogram, rfm_summary
 
 DUCKDB_ONLY = pytest.mark.parametrize("engine_name", ["duckdb"])
@@ -82,7 +83,7 @@ def test_histogram_counts(warehouse: Warehouse, log) -> None:
 def test_bad_arguments(warehouse: Warehouse, log) -> None:
     with pytest.raises(ValueError, match="monetary"):
         rfm_summary(log, observation_end=END, monetary="margin")
-    with pytest.raises(Exception, match="margin"):
+    with pytest.raises(DataContractError, match="margin"):
         rfm_summary(log, observation_end=END, values=("margin",))
 
 

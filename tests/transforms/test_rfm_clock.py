@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from patron.engine import Warehouse
-from patron.transforms.rfm import day_number, rfm_summary
+from patron.transforms.days import day_number
+from patron.transforms.rfm import rfm_summary
 from patron.transforms.seasonality import POOLED, Seasonality
 
 END = "2024-12-30"

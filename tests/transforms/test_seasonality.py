@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from patron.transforms.rfm import day_number
+from patron.transforms.days import day_number
 from patron.transforms.seasonality import POOLED, Seasonality, estimate_seasonality
 
 SHAPE = np.array([0.8, 1.2, 0.9, 0.9, 1.0, 0.8, 0.8, 0.8, 0.9, 0.9, 1.3, 1.7])

@@ -1,0 +1,1 @@
+"""Activation: turn scores into action — segments, audiences, playbooks and the files exported to platforms."""

@@ -35,7 +35,7 @@ import pandas as pd
 from patron.config import SegmentSettings, Settings
 from patron.errors import PatronError
 from patron.tables import SEGMENTS
-from patron.transforms.rfm import date_day_number, utc_day_number
+from patron.transforms.days import date_day_number, utc_day_number
 
 if TYPE_CHECKING:
     from patron.engine import Warehouse

@@ -36,6 +36,19 @@ class DuckDBWarehouse(Warehouse):
         finally:
             self._depth -= 1
 
+    def cursor(self) -> Any:
+        """A new cursor on this warehouse's DuckDB connection, for a store that runs its own SQL.
+
+        The service's DuckDB store reads and writes one customer's rows with parameterised
+        statements (milliseconds per request); a cursor per thread keeps them apart. It runs
+        in UTC, as every patron query does, and resolves no Python variable as a table.
+        """
+        cursor = self.con.con.cursor()
+        # a cursor is a connection of its own: give it the settings Ibis gives its connection
+        cursor.execute("SET TimeZone = 'UTC'")
+        cursor.execute("SET python_enable_replacements = false")
+        return cursor
+
     def splink_api(self) -> Any:
         from splink import DuckDBAPI
 

@@ -32,7 +32,7 @@ import pyarrow as pa
 from patron.errors import PatronError, UnknownCustomerError
 from patron.tables import ERASURE_LOG, ERASURE_SALT, REJECTS
 from patron.transforms.identity_rules import normalise_code, normalise_email, scratch
-from patron.transforms.ingest import small_table
+from patron.transforms.ingest_rejects import small_table
 from patron.transforms.pseudonyms import erasure_keys, key_id, keyed_hash, normalised
 
 if TYPE_CHECKING:

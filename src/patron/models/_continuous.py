@@ -28,18 +28,18 @@ from scipy.linalg import cho_factor, cho_solve
 
 from patron.errors import ConvergenceError
 from patron.models._special import FloatArray
-from patron.models.base import (
-    BaseModel,
+from patron.models.base import BaseModel
+from patron.models.grouping import group_rows
+from patron.models.identification import LOG_BOUND, at_bound
+from patron.models.validation import (
     Stats,
     check_frequency,
     check_recency_frequency_age,
     check_repeat_buyers,
     column,
-    group_rows,
     horizon,
     require,
 )
-from patron.models.identification import LOG_BOUND, at_bound
 
 # Ages on the coarse grid of the first stage of a large fit: max(T) / COARSE_STEPS per step.
 COARSE_STEPS = 64

@@ -1,13 +1,15 @@
-"""The machinery every BTYD model shares: validation, histogram fitting, uncertainty.
+"""The estimator every BTYD model derives from: input, fit, uncertainty and the fitted state.
 
 A model module supplies only its likelihood (per distinct row), the gradient of it
 with respect to the log-parameters, starting values and predictions. This base class
 
-* checks the input once, at the boundary, with errors naming the column and the rule;
+* checks the input once, at the boundary, with errors naming the column and the rule
+  (:mod:`patron.models.validation`);
 * collapses the rows to the histogram of distinct sufficient statistics with counts,
-  so a fit costs what the distinct rows cost, not what the customers cost;
+  so a fit costs what the distinct rows cost, not what the customers cost
+  (:mod:`patron.models.grouping`);
 * maximises the weighted log-likelihood over log-parameters with L-BFGS-B from a
-  few starts, keeping the best;
+  few starts, keeping the best (:mod:`patron.models.optimise`);
 * derives standard errors and 95% intervals from the Hessian (central differences
   of the exact gradient) and reports AIC, BIC and a ``summary()`` table;
 * returns a boundary estimate (a parameter at its limit, a flat direction of the
@@ -21,65 +23,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from functools import cache
-from typing import Any, ClassVar, NamedTuple, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import optimize
-from threadpoolctl import ThreadpoolController
 
 from patron.errors import ConvergenceError, DataContractError, NotFittedError
 from patron.models._special import FloatArray, numeric_jacobian
-from patron.models.identification import (
-    LOG_BOUND,
-    Z95,
-    FitWarning,
-    at_bound,
-    caller_level,
-    identify,
-    notes_from_covariance,
-)
-
-_WEIGHT_COLUMNS = ("weights", "n_customers")
-
-Stats = dict[str, FloatArray]
-
-
-def column(data: Any, name: str, model: str) -> FloatArray:
-    """One column of ``data`` as a float array, or a ``DataContractError`` naming it."""
-    try:
-        values = data[name]
-    except (KeyError, IndexError, TypeError):
-        raise DataContractError(f"{model}: column '{name}' is missing") from None
-    array = np.atleast_1d(np.asarray(values, dtype=float))
-    if array.ndim != 1:
-        raise DataContractError(f"{model}: column '{name}' must be one-dimensional")
-    if not np.all(np.isfinite(array)):
-        raise DataContractError(f"{model}: column '{name}' holds missing or infinite values")
-    return array
-
-
-def require(condition: FloatArray | bool, model: str, name: str, rule: str) -> None:
-    """Raise a ``DataContractError`` naming the column and the rule unless ``condition`` holds."""
-    if not np.all(condition):
-        raise DataContractError(f"{model}: column '{name}' breaks the rule: {rule}")
-
-
-def horizon(t: Any, name: str = "t") -> FloatArray:
-    """A prediction horizon (time or periods ahead) as floats, checked finite and >= 0."""
-    t = np.asarray(t, dtype=float)
-    if np.any(~np.isfinite(t) | (t < 0)):
-        raise ValueError(f"{name} must be finite and >= 0")
-    return t
-
-
-def check_frequency(stats: Stats, model: str) -> None:
-    """Frequency (repeat purchases) is a non-negative integer."""
-    x = stats["frequency"]
-    require(x >= 0, model, "frequency", "frequency >= 0")
-    require(x == np.round(x), model, "frequency", "frequency is a whole number")
+from patron.models.grouping import ColumnCodes, group_rows
+from patron.models.identification import Z95, FitWarning, caller_level, identify, notes_from_covariance
+from patron.models.optimise import best_minimum, check_optimum, one_blas_thread, starting_points
+from patron.models.validation import Stats, column, row_weights
 
 
 class BaseModel:
@@ -119,6 +75,7 @@ class BaseModel:
         """Raise ``ConvergenceError`` when the data cannot identify the model."""
 
     def _log_likelihood_rows(self, log_params: FloatArray, stats: Stats) -> FloatArray:
+        """Each distinct row's log-likelihood at the log-parameters (every model supplies this)."""
         raise NotImplementedError
 
     def _gradient_rows(self, log_params: FloatArray, stats: Stats) -> FloatArray | None:
@@ -126,6 +83,7 @@ class BaseModel:
         return None
 
     def _initial_params(self, stats: Stats, weights: FloatArray) -> FloatArray:
+        """Starting parameter values (not logs) of the first start; ones unless the model knows better."""
         return np.ones(len(self.param_names))
 
     # ---- input --------------------------------------------------------------------------
@@ -153,7 +111,7 @@ class BaseModel:
         """
         stats = self._stats(data)
         n = len(next(iter(stats.values())))
-        w = self._weights(data, weights, n)
+        w = row_weights(data, weights, n, type(self).__name__)
         groups = group_rows([stats[c] for c in self.stat_columns])
         rows: npt.NDArray[np.intp] | None = None
         if groups.first is None:
@@ -168,20 +126,6 @@ class BaseModel:
             stats = {c: stats[c][rows] for c in self.stat_columns}
             groups = groups._replace(codes=[code[rows] for code in groups.codes])
         return stats, w, (groups.codes, groups.values)
-
-    def _weights(self, data: Any, weights: Any, n: int) -> FloatArray:
-        name = type(self).__name__
-        if weights is None:
-            present = [c for c in _WEIGHT_COLUMNS if _has_column(data, c)]
-            if not present:
-                return np.ones(n)
-            weights, label = column(data, present[0], name), present[0]
-        else:
-            weights, label = np.atleast_1d(np.asarray(weights, dtype=float)), "weights"
-        require(len(weights) == n, name, label, "one weight per row")
-        require(np.isfinite(weights) & (weights >= 0), name, label, "weights are finite and >= 0")
-        require(weights.sum() > 0, name, label, "weights sum to more than 0")
-        return weights
 
     # ---- fitting ------------------------------------------------------------------------
     def fit(self, data: Any, *, weights: Any = None) -> Self:
@@ -216,7 +160,7 @@ class BaseModel:
             )
         self._check_identifiable(stats, w)
         # the fit's BLAS calls are dot products and 4x4 algebra: threads only add start-up cost
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with one_blas_thread():
             result = self._optimise(stats, w)
             self._store(result, stats, w)
         if self.fit_warnings_:
@@ -267,46 +211,21 @@ class BaseModel:
         return numeric_jacobian(total, log_params, step=1e-6).ravel()
 
     def _starts(self, stats: Stats, w: FloatArray) -> list[FloatArray]:
-        base = np.log(np.clip(self._initial_params(stats, w), 1e-6, 1e6))
-        rng = np.random.default_rng(0)  # fixed: the same data always give the same fit
-        jitter = [base + rng.normal(0.0, 1.0, base.size) for _ in range(max(self.n_starts - 1, 0))]
-        return [base, *jitter]
+        """Starting log-parameters: the model's initial values and ``n_starts - 1`` jittered copies."""
+        return starting_points(self._initial_params(stats, w), self.n_starts)
 
     def _optimise(self, stats: Stats, w: FloatArray, starts: list[FloatArray] | None = None) -> optimize.OptimizeResult:
         """L-BFGS-B from each of ``starts`` (default ``_starts``), the best optimum checked."""
-        bounds = [(-LOG_BOUND, LOG_BOUND)] * len(self.param_names)
-        options = {"maxiter": self.maxiter, "ftol": self.tol, "gtol": self.tol * 1e-2, "maxcor": 30}
-        best = None
-        for start in self._starts(stats, w) if starts is None else starts:
-            res = optimize.minimize(
-                self._objective,
-                start,
-                args=(stats, w),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=bounds,
-                options=options,
-            )
-            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-                best = res
+        best = best_minimum(self._objective, self._starts(stats, w) if starts is None else starts, (stats, w),
+                            n_params=len(self.param_names), maxiter=self.maxiter, tol=self.tol)
         return self._check_optimum(best)
 
     def _check_optimum(self, best: optimize.OptimizeResult | None) -> optimize.OptimizeResult:
-        """``best`` if it is finite and converged; else a ``ConvergenceError``.
-
-        A parameter at its bound is a boundary estimate, not a failure: its gradient (pointing
-        out of the box) is left out of the convergence check, and ``_store`` reports it.
-        """
-        name = type(self).__name__
-        if best is None:
-            raise ConvergenceError(f"{name}: the likelihood is not finite at any starting point")
-        inside = ~at_bound(best.x)
-        grad_norm = float(np.max(np.abs(best.jac[inside]), initial=0.0))
-        if not best.success and grad_norm > 1e-4:
-            raise ConvergenceError(f"{name}: optimisation did not converge ({best.message}); |grad| {grad_norm:.2e}")
-        return best
+        """``best`` if it is finite and converged, else a ``ConvergenceError`` (a bound is no failure: ``_store``)."""
+        return check_optimum(best, type(self).__name__)
 
     def _store(self, result: optimize.OptimizeResult, stats: Stats, w: FloatArray) -> None:
+        """Keep the optimum as the fit: parameters, likelihood, AIC/BIC, uncertainty and fit warnings."""
         log_params = result.x
         n_obs = float(w.sum())
         with np.errstate(all="ignore"):
@@ -366,10 +285,12 @@ class BaseModel:
 
     # ---- fitted state -------------------------------------------------------------------
     def _check_fitted(self) -> None:
+        """Raise ``NotFittedError`` unless the model has parameters (fitted or from :meth:`with_params`)."""
         if not hasattr(self, "params_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit() first")
 
     def _log_params(self) -> FloatArray:
+        """The fitted parameters' logarithms, in ``param_names`` order."""
         self._check_fitted()
         return np.log(np.array([self.params_[p] for p in self.param_names]))
 
@@ -438,91 +359,8 @@ class BaseModel:
         }
 
     def __repr__(self) -> str:
+        """``BetaGeo(r=0.2425, ...)`` when fitted, ``BetaGeo(not fitted)`` before."""
         if hasattr(self, "params_"):
             shown = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
             return f"{type(self).__name__}({shown})"
         return f"{type(self).__name__}(not fitted)"
-
-
-class RowGroups(NamedTuple):
-    """Equal rows of columns (``group_rows``): ``codes[i]``, each row's position in ``values[i]``, the sorted
-    distinct values of column i; ``inverse``, each row's group, ``first``, each group's first row (None: distinct)."""
-
-    codes: list[npt.NDArray[np.intp]]
-    values: list[FloatArray]
-    inverse: npt.NDArray[np.intp] | None
-    first: npt.NDArray[np.intp] | None
-
-
-# Per column: the histogram rows' codes and the distinct values they index.
-ColumnCodes = tuple[list[npt.NDArray[np.intp]], list[FloatArray]]
-
-
-def group_rows(columns: list[FloatArray]) -> RowGroups:
-    """Group the equal rows of float columns through per-column integer codes.
-
-    Each column is coded by ``_sorted_codes`` (``-0.0`` equals ``0.0``); the codes are combined
-    into one int64 key when their product fits (else the code table is grouped row-wise),
-    and groups are numbered in sorted key order. The common case of input that is already
-    distinct costs one sort of the key.
-    """
-    codes, values = [], []
-    for column in columns:
-        code, distinct = _sorted_codes(column)
-        codes.append(code)
-        values.append(distinct)
-    sizes = [max(len(v), 1) for v in values]
-    if float(np.prod(np.array(sizes, dtype=float))) < 2.0**62:
-        key = codes[0].astype(np.int64)
-        for code, size in zip(codes[1:], sizes[1:], strict=True):
-            key = key * size + code
-        ordered = np.sort(key)
-        if not np.any(ordered[1:] == ordered[:-1]):
-            return RowGroups(codes, values, None, None)
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    else:
-        _, first, inverse = np.unique(np.column_stack(codes), axis=0, return_index=True, return_inverse=True)
-    return RowGroups(codes, values, inverse.ravel().astype(np.intp), first.astype(np.intp))
-
-
-def _sorted_codes(column: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray]:
-    """Each value's position among the column's sorted distinct values, and those values.
-
-    Hashing (``pandas.factorize``, its table sized for a few distinct values, grown as needed) is several
-    times faster than the sort inside ``np.unique``; only the distinct values are sorted.
-    """
-    code, distinct = pd.factorize(column + 0.0, size_hint=1024)  # + 0.0 turns -0.0 into 0.0
-    order = np.argsort(distinct, kind="stable")
-    rank = np.empty(len(order), dtype=np.intp)
-    rank[order] = np.arange(len(order))
-    return np.take(rank, code), np.asarray(distinct, dtype=float)[order]
-
-
-@cache
-def _blas_controller() -> ThreadpoolController:
-    """One scan of the loaded thread pools per process (``threadpool_limits`` rescans on every call)."""
-    return ThreadpoolController()
-
-
-def _has_column(data: Any, name: str) -> bool:
-    try:
-        return name in data
-    except TypeError:
-        return False
-
-
-def check_recency_frequency_age(stats: Stats, model: str, *, age: str = "T") -> None:
-    """Rules shared by the continuous-time models: ``0 <= recency <= T``, integer frequency."""
-    check_frequency(stats, model)
-    x, t_x, big_t = stats["frequency"], stats["recency"], stats[age]
-    require(t_x >= 0, model, "recency", "recency >= 0")
-    require(big_t >= 0, model, age, f"{age} >= 0")
-    require(t_x <= big_t, model, "recency", f"recency <= {age}")
-    require((x > 0) | (t_x == 0), model, "recency", "recency == 0 where frequency == 0")
-
-
-def check_repeat_buyers(stats: Stats, weights: FloatArray, model: str) -> None:
-    """A purchase-rate model needs some repeat buyers and some non-buyers' exposure."""
-    repeat = weights[stats["frequency"] > 0].sum()
-    if repeat == 0:
-        raise ConvergenceError(f"{model}: no repeat buyers (frequency is 0 everywhere); the model is not identified")

@@ -30,7 +30,8 @@ from scipy import stats as sps
 
 from patron.models._continuous import ContinuousTimeModel
 from patron.models._special import FloatArray, beta_expectation
-from patron.models.base import ColumnCodes, Stats, group_rows, horizon
+from patron.models.grouping import ColumnCodes, group_rows
+from patron.models.validation import Stats, horizon
 
 
 def expected_count_given_alive(

@@ -19,7 +19,8 @@ from scipy import special
 
 from patron.errors import ConvergenceError
 from patron.models._special import FloatArray, expm1_ratio
-from patron.models.base import BaseModel, Stats, check_frequency, horizon, require
+from patron.models.base import BaseModel
+from patron.models.validation import Stats, check_frequency, horizon, require
 
 
 class BetaGeoBetaBinom(BaseModel):

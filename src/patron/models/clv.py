@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from patron.models._special import FloatArray
-from patron.models.base import group_rows
+from patron.models.grouping import group_rows
 
 DAYS_PER_MONTH = 365.25 / 12.0
 

@@ -25,7 +25,8 @@ from scipy import special
 
 from patron.errors import ConvergenceError
 from patron.models._special import FloatArray
-from patron.models.base import BaseModel, Stats, check_frequency, require
+from patron.models.base import BaseModel
+from patron.models.validation import Stats, check_frequency, require
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ import numpy as np
 
 from patron.errors import ConvergenceError, NotFittedError
 from patron.models._special import FloatArray
-from patron.models.base import column
+from patron.models.validation import column
 
 #: Periods (first day, repeat days) with less revenue than this share of the mean revenue per
 #: customer are left out of the within-customer variance (module docstring).
@@ -226,7 +226,7 @@ def margin_moments(data: Any) -> MarginMoments:
     """:class:`MarginMoments` of per-customer RFM columns (see :func:`margin_parts`).
 
     The engine computes the same sums with the same formulas for a warehouse
-    (:func:`patron.scoring.batch.margin_moments_in_engine`); this is the in-memory version.
+    (:func:`patron.scoring.fit.margin_moments_in_engine`); this is the in-memory version.
     """
     parts = margin_parts(data)
     pos = parts["revenue"] > 0
@@ -382,6 +382,7 @@ class KeptMargin:
         )
 
     def __repr__(self) -> str:
+        """``KeptMargin(margin=..., kappa=...)`` when fitted, ``KeptMargin(not fitted)`` before."""
         if hasattr(self, "params_"):
             return f"KeptMargin(margin={self.params_['margin']:.4g}, kappa={self.params_['credibility_revenue']:.4g})"
         return "KeptMargin(not fitted)"

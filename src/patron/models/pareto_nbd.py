@@ -42,7 +42,7 @@ from scipy import stats as sps
 from patron.errors import ConvergenceError
 from patron.models._continuous import ContinuousTimeModel
 from patron.models._special import FloatArray, expm1_ratio, hyp2f1_one, log1mexp
-from patron.models.base import Stats, horizon
+from patron.models.validation import Stats, horizon
 
 _LIFETIME_NODES, _LIFETIME_WEIGHTS = np.polynomial.legendre.leggauss(200)
 _NONE_NODES, _NONE_WEIGHTS = np.polynomial.legendre.leggauss(64)

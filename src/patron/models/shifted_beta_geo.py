@@ -22,7 +22,8 @@ from scipy import special
 
 from patron.errors import ConvergenceError
 from patron.models._special import FloatArray, hyp2f1_one
-from patron.models.base import BaseModel, Stats, horizon, require
+from patron.models.base import BaseModel
+from patron.models.validation import Stats, horizon, require
 
 
 def survivors_to_frame(survivors: Any) -> pd.DataFrame:

@@ -3,10 +3,29 @@
 Interfaces (CLI, API) call these functions and render what they return; every step
 opens the warehouse named by the project's settings, runs engine-neutral transforms
 and writes its tables. Progress goes to an optional ``Reporter`` so that the CLI can
-show bars while library users stay quiet. ``steps`` holds the steps, ``demo`` chains
-them on a generated retailer.
+show bars while library users stay quiet. One module per job:
+
+- :mod:`~patron.pipeline.project`: ``Reporter``, ``open_warehouse``, ``init_project`` and API keys;
+- :mod:`~patron.pipeline.data`: generate, ingest, validate, resolve and summarise;
+- :mod:`~patron.pipeline.modelling`: features, backtest, fit, score and CLV deciles;
+- :mod:`~patron.pipeline.activation`: segments, audiences, exports and erasure;
+- :mod:`~patron.pipeline.demo`: every step on a generated retailer, and the summary charts.
+
+Import the steps from here (``from patron import pipeline; pipeline.score(settings)``).
 """
 
+from patron.pipeline.activation import audiences, erase, export_audience, export_table, segments
+from patron.pipeline.data import (
+    ResolveResult,
+    SummaryResult,
+    expand_paths,
+    generate,
+    ingest,
+    require_quality,
+    resolve,
+    summarise,
+    validate,
+)
 from patron.pipeline.demo import (
     DemoResult,
     draw_charts,
@@ -15,35 +34,23 @@ from patron.pipeline.demo import (
     reset_warehouse,
     run_demo,
 )
-from patron.pipeline.steps import (
+from patron.pipeline.modelling import (
     BacktestRun,
     FeaturesResult,
-    Reporter,
-    ResolveResult,
     ScoreRun,
-    SummaryResult,
-    api_keys,
-    audiences,
     backtest,
     clv_deciles,
-    create_api_key,
-    erase,
-    expand_paths,
-    export_audience,
-    export_table,
     features,
     fit,
-    generate,
-    ingest,
+    score,
+)
+from patron.pipeline.project import (
+    Reporter,
+    api_keys,
+    create_api_key,
     init_project,
     open_warehouse,
-    require_quality,
-    resolve,
     revoke_api_key,
-    score,
-    segments,
-    summarise,
-    validate,
 )
 from patron.tables import CAR, IDENTITY_MAP, ORDER_KEYS, ORDER_VALUES, RFM, RFM_HISTOGRAM, SEGMENTS
 

@@ -1,4 +1,8 @@
-"""The demo: a generated retailer through every step, with the results to render."""
+"""The demo: a generated retailer through every step, with the results to render.
+
+It chains the steps of :mod:`~patron.pipeline.data`, :mod:`~patron.pipeline.modelling` and
+:mod:`~patron.pipeline.activation` on a fresh warehouse, then draws the summary charts.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +13,25 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from patron.config import CONFIG_NAME, Settings, load_settings, write_default_config
-from patron.engine import Warehouse
-from patron.pipeline.steps import (
-    BacktestRun,
-    FeaturesResult,
-    Reporter,
+from patron.engine import Warehouse, reset_storage
+from patron.pipeline.activation import audiences, segments
+from patron.pipeline.data import (
     ResolveResult,
-    ScoreRun,
     SummaryResult,
-    audiences,
-    backtest,
-    features,
-    fit,
     generate,
     ingest,
-    open_warehouse,
     require_quality,
     resolve,
-    score,
-    segments,
     summarise,
     validate,
 )
+from patron.pipeline.modelling import BacktestRun, FeaturesResult, ScoreRun, backtest, features, fit, score
+from patron.pipeline.project import Reporter, open_warehouse
+from patron.reports import plotting
+from patron.scoring.model_store import FittedValueModels
 from patron.tables import ORDER_VALUES, RFM_HISTOGRAM
+from patron.transforms.ingest import IngestResult
+from patron.transforms.quality import QualityReport
 
 
 @dataclass
@@ -40,13 +40,13 @@ class DemoResult:
 
     project_dir: Path
     currency: str
-    ingest: list
-    quality: object
+    ingest: list[IngestResult]
+    quality: QualityReport
     identity: ResolveResult
     summary: SummaryResult
     features: FeaturesResult
     backtest: BacktestRun
-    models: object
+    models: FittedValueModels
     scores: ScoreRun
     segments: dict[str, pd.DataFrame]
     audiences: pd.DataFrame
@@ -72,8 +72,6 @@ def frequency_distribution(warehouse: Warehouse) -> ir.Table:
 
 def draw_charts(settings: Settings, out_dir: Path, *, deciles: pd.DataFrame | None = None) -> list[Path]:
     """The summary charts of a project: monthly activity, repeat purchases, CLV by decile."""
-    from patron import plotting
-
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_warehouse(settings) as warehouse:
         monthly = warehouse.to_pandas(monthly_activity(warehouse))
@@ -81,7 +79,7 @@ def draw_charts(settings: Settings, out_dir: Path, *, deciles: pd.DataFrame | No
     return [
         plotting.monthly_activity_chart(monthly, out_dir / "monthly_activity.png",
                                         currency=settings.reporting_currency),
-        plotting.frequency_chart(frequency, out_dir / "repeat_purchases.png"),
+        plotting.repeat_purchases_chart(frequency, out_dir / "repeat_purchases.png"),
         *([] if deciles is None else [plotting.clv_decile_chart(
             deciles, out_dir / "clv_deciles.png", currency=settings.reporting_currency,
             horizon=max(settings.model.horizons_months))]),
@@ -89,10 +87,8 @@ def draw_charts(settings: Settings, out_dir: Path, *, deciles: pd.DataFrame | No
 
 
 def reset_warehouse(settings: Settings) -> None:
-    """Remove the project's DuckDB warehouse so a demo starts from nothing."""
-    if settings.engine == "duckdb":
-        for path in (settings.warehouse_path, settings.warehouse_path.with_suffix(".duckdb.wal")):
-            path.unlink(missing_ok=True)
+    """Remove the project's embedded warehouse so a demo starts from nothing (a Spark catalog is kept)."""
+    reset_storage(settings)
 
 
 def run_demo(project_dir: Path, *, customers: int = 100_000, seed: int = 42,

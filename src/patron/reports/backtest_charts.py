@@ -12,47 +12,33 @@ from typing import Any
 
 import pandas as pd
 
+from patron.config import PURCHASE_MODEL_LABELS
 from patron.evaluation import BacktestResult
+from patron.reports.figures import pyplot, save_figure
 
-_LABELS = {"bg_nbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "mbg_nbd": "MBG/NBD"}
+#: Line colours of the models, in the order of the frame's model columns.
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+#: Colour of the actual (observed) series.
 _ACTUAL = "black"
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a screen
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def model_label(name: str) -> str:
     """How a model name reads on a chart: ``bg_nbd`` -> ``BG/NBD``; other names as they are."""
-    return _LABELS.get(name, name)
+    return PURCHASE_MODEL_LABELS.get(name, name)
 
 
 def _model_columns(frame: pd.DataFrame, reserved: set[str]) -> list[str]:
+    """The columns of ``frame`` that hold one model each: all but the ``reserved`` ones."""
     return [c for c in frame.columns if c not in reserved]
 
 
-def _save(fig: Any, out: Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    _pyplot().close(fig)
-    return out
-
-
-def frequency_chart(by_frequency: pd.DataFrame, out: Path) -> Path:
+def holdout_by_frequency_chart(by_frequency: pd.DataFrame, out: Path) -> Path:
     """Mean holdout purchases by calibration frequency: actual vs each model (Fader-Hardie's check).
 
     ``by_frequency``: ``label``, ``n``, ``actual`` and one column per model, as
     :meth:`BacktestResult.by_frequency_frame` gives.
     """
-    plt = _pyplot()
+    plt = pyplot()
     models = _model_columns(by_frequency, {"frequency", "label", "n", "actual"})
     x = range(len(by_frequency))
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -66,10 +52,11 @@ def frequency_chart(by_frequency: pd.DataFrame, out: Path) -> Path:
     ax.set_title("Conditional expectations: holdout purchases by calibration frequency")
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def _tracking_panel(ax: Any, tracking: pd.DataFrame, *, ylabel: str, title: str) -> None:
+    """One tracking panel on ``ax``: actual and each model over the period ends, the end of calibration marked."""
     models = _model_columns(tracking, {"period", "period_end", "in_holdout", "actual"})
     dates = pd.to_datetime(tracking["period_end"])
     ax.plot(dates, tracking["actual"], color=_ACTUAL, linewidth=1.5, label="actual")
@@ -96,7 +83,7 @@ def tracking_chart(tracking: pd.DataFrame, out: Path, *, per_period: pd.DataFram
     purchases *in* each period: a model on the wrong clock misses the seasonal peaks
     there (and its errors cancel in the cumulative curve over a whole year).
     """
-    plt = _pyplot()
+    plt = pyplot()
     if per_period is None:
         fig, ax = plt.subplots(figsize=(10, 4.5))
         axes = [ax]
@@ -107,7 +94,7 @@ def tracking_chart(tracking: pd.DataFrame, out: Path, *, per_period: pd.DataFram
     _tracking_panel(axes[-1], tracking, ylabel="cumulative repeat purchases",
                     title="Tracking: cumulative repeat purchases, actual vs expected")
     fig.autofmt_xdate()
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def decile_chart(deciles: pd.DataFrame, out: Path) -> Path:
@@ -116,7 +103,7 @@ def decile_chart(deciles: pd.DataFrame, out: Path) -> Path:
     ``deciles``: ``model``, ``decile``, ``mean_predicted``, ``mean_actual``, as
     :meth:`BacktestResult.deciles_frame` gives.
     """
-    plt = _pyplot()
+    plt = pyplot()
     names = list(dict.fromkeys(deciles["model"]))
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + 1, 4.2), sharey=True, squeeze=False)
     width = 0.4
@@ -132,7 +119,7 @@ def decile_chart(deciles: pd.DataFrame, out: Path) -> Path:
     axes[0][0].set_ylabel("mean purchases in the holdout period")
     axes[0][0].legend(loc="upper right")
     fig.suptitle("Holdout purchases by decile of prediction")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def gain_chart(gain: pd.DataFrame, out: Path) -> Path:
@@ -141,7 +128,7 @@ def gain_chart(gain: pd.DataFrame, out: Path) -> Path:
     ``gain``: ``share``, ``perfect``, ``random`` and one column per model, as
     :meth:`BacktestResult.gain_frame` gives.
     """
-    plt = _pyplot()
+    plt = pyplot()
     models = _model_columns(gain, {"share", "perfect", "random"})
     share = gain["share"] * 100
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
@@ -156,7 +143,7 @@ def gain_chart(gain: pd.DataFrame, out: Path) -> Path:
     ax.set_title("Gain curve")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def reliability_chart(calibration: pd.DataFrame, out: Path) -> Path:
@@ -166,7 +153,7 @@ def reliability_chart(calibration: pd.DataFrame, out: Path) -> Path:
     :meth:`BacktestResult.calibration_frame` gives. A calibrated model's points lie on the
     diagonal; points below it mean the model expected more customers to buy than did.
     """
-    plt = _pyplot()
+    plt = pyplot()
     names = list(dict.fromkeys(calibration["model"]))
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     top = float(max(calibration["mean_predicted"].max(), calibration["observed"].max(), 0.01)) * 1.05
@@ -182,7 +169,7 @@ def reliability_chart(calibration: pd.DataFrame, out: Path) -> Path:
     ax.set_title("Reliability: who buys again, predicted vs actual")
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def write_backtest_charts(result: BacktestResult, folder: Path) -> list[Path]:
@@ -193,7 +180,7 @@ def write_backtest_charts(result: BacktestResult, folder: Path) -> list[Path]:
     """
     folder = Path(folder)
     return [
-        frequency_chart(result.by_frequency_frame(), folder / "backtest_by_frequency.png"),
+        holdout_by_frequency_chart(result.by_frequency_frame(), folder / "backtest_by_frequency.png"),
         tracking_chart(result.tracking_frame(), folder / "backtest_tracking.png",
                        per_period=result.tracking_frame(cumulative=False)),
         decile_chart(result.deciles_frame(), folder / "backtest_deciles.png"),

@@ -1,4 +1,7 @@
-"""Charts people would rather look at than tables; data in, PNG file out."""
+"""Summary charts of a project's data (``patron demo``): people would rather look at these than tables.
+
+Each function takes a small frame the warehouse computed and a path, draws one PNG and returns the path.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a screen
-    import matplotlib.pyplot as plt
-
-    return plt
+from patron.reports.figures import pyplot, save_figure
 
 
 def monthly_activity_chart(monthly: pd.DataFrame, out: Path, *, currency: str) -> Path:
     """Orders per month by channel (bars) and GP2 per month (line): seasonality at a glance."""
-    plt = _pyplot()
+    plt = pyplot()
     orders = monthly.pivot_table(index="month", columns="channel", values="orders", aggfunc="sum").fillna(0)
     gp2 = monthly.groupby("month")["gp2"].sum()
     fig, ax = plt.subplots(figsize=(11, 4.5))
@@ -34,15 +30,15 @@ def monthly_activity_chart(monthly: pd.DataFrame, out: Path, *, currency: str) -
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     labels = ax.get_legend_handles_labels()[1] + twin.get_legend_handles_labels()[1]
     ax.legend(handles, labels, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
-def frequency_chart(frequency: pd.DataFrame, out: Path, *, max_frequency: int = 15) -> Path:
-    """Customers by number of repeat purchases, the tail folded into the last bar."""
-    plt = _pyplot()
+def repeat_purchases_chart(frequency: pd.DataFrame, out: Path, *, max_frequency: int = 15) -> Path:
+    """Customers by number of repeat purchases (a histogram of ``frequency``), the tail folded into the last bar.
+
+    ``frequency``: ``frequency`` and ``customers`` (how many customers made that many repeat purchases).
+    """
+    plt = pyplot()
     counts = frequency.set_index("frequency")["customers"]
     head = counts[counts.index < max_frequency]
     tail = counts[counts.index >= max_frequency].sum()
@@ -53,15 +49,12 @@ def frequency_chart(frequency: pd.DataFrame, out: Path, *, max_frequency: int = 
     ax.set_xlabel("repeat purchases (frequency)")
     ax.set_ylabel("customers")
     ax.set_title("Customers by number of repeat purchases")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def clv_decile_chart(deciles: pd.DataFrame, out: Path, *, currency: str, horizon: int) -> Path:
     """Share of total CLV held by each customer decile, with the mean CLV per customer."""
-    plt = _pyplot()
+    plt = pyplot()
     total = deciles["total"].sum()
     share = deciles["total"] / total if total else deciles["total"] * 0
     fig, ax = plt.subplots(figsize=(9, 4.2))
@@ -72,7 +65,4 @@ def clv_decile_chart(deciles: pd.DataFrame, out: Path, *, currency: str, horizon
     ax.set_xlabel("customer decile by CLV (1 = most valuable); labels: mean CLV per customer")
     ax.set_ylabel("share of total CLV (%)")
     ax.set_title(f"Where the value is: {horizon}-month profit CLV ({currency}) by decile")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from patron.config import purchase_model_name
+from patron.config import PURCHASE_MODEL_NAMES, purchase_model_name
 from patron.engine import Warehouse
 from patron.errors import PatronError
 from patron.models import BetaGeo, GammaGamma, ModifiedBetaGeo, ParetoNBD
@@ -44,16 +44,26 @@ from patron.models._continuous import ContinuousTimeModel
 from patron.models.margin import KeptMargin
 from patron.tables import MODELS
 
+#: The models table stores class names; these rebuild them.
+_PURCHASE_CLASSES: dict[str, type[ContinuousTimeModel]] = {
+    cls.__name__: cls for cls in (BetaGeo, ParetoNBD, ModifiedBetaGeo)
+}
+
+
+def _purchase_models() -> dict[str, type[ContinuousTimeModel]]:
+    """Each class under the name :func:`patron.config.purchase_model_name` gives its class name.
+
+    In the order of :data:`patron.config.PURCHASE_MODEL_NAMES`, so the names are written
+    once, in the config; a configured name without a class is a ``KeyError`` on import.
+    """
+    by_name = {purchase_model_name(class_name): cls for class_name, cls in _PURCHASE_CLASSES.items()}
+    return {name: by_name[name] for name in PURCHASE_MODEL_NAMES}
+
+
 #: The purchase models by their one name (:data:`patron.config.PURCHASE_MODEL_NAMES`): what the
 #: backtest compares, ``patron fit`` fits and patron.toml names. Older spellings (the class
 #: names) are mapped to these by :func:`patron.config.purchase_model_name`.
-PURCHASE_MODELS: dict[str, type[ContinuousTimeModel]] = {
-    "bg_nbd": BetaGeo,
-    "pareto_nbd": ParetoNBD,
-    "mbg_nbd": ModifiedBetaGeo,
-}
-#: The models table stores class names; these rebuild them.
-_PURCHASE_CLASSES = {cls.__name__: cls for cls in PURCHASE_MODELS.values()}
+PURCHASE_MODELS: dict[str, type[ContinuousTimeModel]] = _purchase_models()
 
 
 def purchase_model_class(name: str) -> type[ContinuousTimeModel]:
@@ -67,6 +77,9 @@ def purchase_model_class(name: str) -> type[ContinuousTimeModel]:
 def purchase_model_key(model: Any) -> str:
     """The name (``bg_nbd``, …) of a purchase model instance; its class name for a class patron does not know."""
     return next((name for name, cls in PURCHASE_MODELS.items() if type(model) is cls), type(model).__name__)
+
+
+#: The components of a fit, one row each in table ``models``.
 KINDS = ("purchase", "spend", "margin")
 
 MODELS_SCHEMA = pa.schema(
@@ -89,7 +102,7 @@ MODELS_SCHEMA = pa.schema(
 
 @dataclass
 class FittedValueModels:
-    """One fit of the value models, as :func:`patron.scoring.batch.fit_value_models` returns it.
+    """One fit of the value models, as :func:`patron.scoring.fit.fit_value_models` returns it.
 
     Attributes
     ----------

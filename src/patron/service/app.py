@@ -35,7 +35,7 @@ from patron.governance.security import StoredKey, stored_keys
 from patron.scoring.model_store import load_models
 from patron.service.deps import API_KEY_HEADER, KeyCache, ServiceState
 from patron.service.routers import audiences, customers, events, health, keys, scoring
-from patron.service.store.base import ServiceStore, open_store
+from patron.service.store import ServiceStore, open_store
 
 DESCRIPTION = f"""Customer value on the warehouse: one customer's scores, scoring on the champion model,
 new orders rescored at once, audiences. Every request needs an API key in the `{API_KEY_HEADER}`

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
@@ -28,9 +28,7 @@ from patron.engine import Warehouse
 from patron.errors import InvalidKey, NotConfigured
 from patron.governance.security import Permission, Principal, StoredKey, match_key, parse_key
 from patron.scoring.model_store import FittedValueModels
-
-if TYPE_CHECKING:
-    from patron.service.store.base import ServiceStore
+from patron.service.store.base import ServiceStore
 
 API_KEY_HEADER = "X-API-Key"
 #: Seconds the service trusts its copy of ``api_keys``: a revoked key works at most this long.

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from scipy.signal import lfilter
 
 from patron.contract import CATEGORIES, MATERIALS
 from patron.simulate.calendar import CURRENCIES, DAY_US
@@ -102,6 +101,8 @@ def build_catalog(rng: np.random.Generator) -> Catalog:
 
 def daily_rates(rng: np.random.Generator, first_day: int, n_days: int) -> np.ndarray:
     """EUR per unit, shape (currencies, days): AR(1) in logs (phi 0.998) around the reference rate."""
+    from scipy.signal import lfilter  # imported here: scipy.signal costs a second at CLI start-up
+
     out = np.empty((len(CURRENCIES), n_days))
     for k, cur in enumerate(CURRENCIES):
         shocks = rng.normal(0.0, DAILY_VOLATILITY[cur], n_days)

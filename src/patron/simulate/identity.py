@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from patron.simulate import names
 from patron.simulate.calendar import COUNTRIES, DAY_US
+from patron.simulate.names import draw_emails, format_phones
 from patron.simulate.population import Persons
 from patron.simulate.settings import RetailerSettings
 
@@ -143,12 +143,12 @@ def _records_of(rng: np.random.Generator, persons: Persons, who: np.ndarray, src
     miss = s.missing_field_rate
     email = persons.email.take(idx)
     if src > 0:
-        alt = names.draw_emails(rng, persons.first_name.take(idx), persons.last_name.take(idx))
+        alt = draw_emails(rng, persons.first_name.take(idx), persons.last_name.take(idx))
         email = pc.if_else(pa.array(rng.random(n) < s.alt_email_rate), alt, email)
     email = email_variants(rng, email, s.email_case_variant_rate, s.email_space_variant_rate)
     email = _blank(rng, email, 0.0 if src == 0 else 2 * miss)
     country = persons.country[who]
-    phone = names.format_phones(persons.phone_national.take(idx), country, rng.integers(0, 4, n))
+    phone = format_phones(persons.phone_national.take(idx), country, rng.integers(0, 4, n))
     gender = pa.array(np.where(persons.female[who], "F", "M"))
     loyalty = persons.loyalty_id.take(idx)
     on_record = pa.array(rng.random(n) < s.record_loyalty_rate)

@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 from scipy import special, stats
 
 from patron.contract import CATEGORIES, MATERIALS
-from patron.simulate import names
 from patron.simulate.calendar import COUNTRIES, MARKETS
+from patron.simulate.names import digits, draw_emails, draw_names, draw_postcodes, national_numbers, unique_emails
 from patron.simulate.settings import RetailerSettings
 
 
@@ -103,9 +103,9 @@ def draw_persons(rng: np.random.Generator, s: RetailerSettings) -> Persons:
     store = rng.beta(2.0, 2.0 * (1.0 - s.store_share) / s.store_share, n)
     female = rng.random(n) < 0.8
     age = 18 + rng.gamma(4.0, 5.5, n)
-    first, last = names.draw_names(rng, country, female)
+    first, last = draw_names(rng, country, female)
     member = rng.random(n) < s.loyalty_member_share
-    loyalty = names.digits(rng, n, 10, 1)
+    loyalty = digits(rng, n, 10, 1)
     loyalty = pc.if_else(pa.array(member), pc.binary_join_element_wise("L", loyalty, ""), None)
     return Persons(
         country=country,
@@ -124,9 +124,9 @@ def draw_persons(rng: np.random.Generator, s: RetailerSettings) -> Persons:
         consent=rng.random(n) < s.marketing_consent_rate,
         first_name=first,
         last_name=last,
-        email=names.unique_emails(names.draw_emails(rng, first, last)),
-        phone_national=names.national_numbers(rng, country),
-        postcode=names.draw_postcodes(rng, country),
+        email=unique_emails(draw_emails(rng, first, last)),
+        phone_national=national_numbers(rng, country),
+        postcode=draw_postcodes(rng, country),
         loyalty_id=loyalty,
     )
 

@@ -27,9 +27,15 @@ import pyarrow.parquet as pq
 
 from patron.contract import CATEGORIES, CONTRACT, MATERIALS
 from patron.errors import PatronError
-from patron.simulate import catalog as cat
-from patron.simulate import dirty, engagement, identity, lines, orders, population, purchases
 from patron.simulate.calendar import COUNTRIES, DAY_US, MARKETS, black_friday, mothers_day
+from patron.simulate.catalog import build_catalog, daily_rates, fx_table
+from patron.simulate.dirty import as_text, inject
+from patron.simulate.engagement import build_events, build_experiments, build_surveys
+from patron.simulate.identity import Records, build_records
+from patron.simulate.lines import build_costs, build_lines, build_returns
+from patron.simulate.orders import attribute_orders
+from patron.simulate.population import Persons, draw_persons
+from patron.simulate.purchases import Orders, PurchaseTruth, build_clocks, simulate_orders, window_us
 from patron.simulate.settings import RetailerSettings
 
 TS = pa.timestamp("us", tz="UTC")
@@ -64,22 +70,20 @@ def generate_retailer(customers: int = 10_000, seed: int = 42, start: str = "202
     s = RetailerSettings(seed=seed, customers=customers, start=start, end=end, **overrides)
     children = np.random.SeedSequence(seed).spawn(len(STREAMS))
     rng = {name: np.random.default_rng(child) for name, child in zip(STREAMS, children, strict=True)}
-    start_us, end_us = purchases.window_us(s)
-    persons = population.draw_persons(rng["persons"], s)
-    clocks = purchases.build_clocks(s)
-    ords, ptruth = purchases.simulate_orders(rng["purchases"], persons, s, clocks)
-    records = identity.build_records(rng["records"], persons, ptruth.acquired_us, s, end_us)
-    order_table, online, currency, country = orders.attribute_orders(rng["orders"], ords, persons, records, s)
-    catalog = cat.build_catalog(rng["catalog"])
+    start_us, end_us = window_us(s)
+    persons = draw_persons(rng["persons"], s)
+    clocks = build_clocks(s)
+    ords, ptruth = simulate_orders(rng["purchases"], persons, s, clocks)
+    records = build_records(rng["records"], persons, ptruth.acquired_us, s, end_us)
+    order_table, online, currency, country = attribute_orders(rng["orders"], ords, persons, records, s)
+    catalog = build_catalog(rng["catalog"])
     first_day = start_us // DAY_US
     n_days = (end_us - start_us) // DAY_US
-    rates = cat.daily_rates(rng["fx"], first_day, n_days)
+    rates = daily_rates(rng["fx"], first_day, n_days)
     order_ids = order_table.column("order_id").combine_chunks()
-    line_table, facts = lines.build_lines(rng["lines"], ords, order_ids, currency, persons, catalog, rates,
-                                          first_day, s)
-    returns, returned = lines.build_returns(rng["returns"], facts, ords, online, order_ids, rates, first_day,
-                                            end_us, s)
-    costs = lines.build_costs(facts, ords, online, country, currency, order_ids, rates, first_day)
+    line_table, facts = build_lines(rng["lines"], ords, order_ids, currency, persons, catalog, rates, first_day, s)
+    returns, returned = build_returns(rng["returns"], facts, ords, online, order_ids, rates, first_day, end_us, s)
+    costs = build_costs(facts, ords, online, country, currency, order_ids, rates, first_day)
     order_returned = np.bincount(facts["owner"], weights=returned, minlength=ords.person.size) > 0
     tables = {
         "customers": records.table,
@@ -88,21 +92,19 @@ def generate_retailer(customers: int = 10_000, seed: int = 42, start: str = "202
         "products": catalog.table,
         "returns": returns,
         "order_costs": costs,
-        "engagement_events": engagement.build_events(rng["events"], persons, records, ptruth.acquired_us,
-                                                     end_us, s),
-        "surveys": engagement.build_surveys(rng["surveys"], persons, records, ords.person, ords.utc_us,
-                                            online, order_returned, end_us, s),
-        "fx_rates": cat.fx_table(rates, first_day),
-        "experiments": engagement.build_experiments(rng["experiments"], records, ptruth.acquired_us, start_us,
-                                                    end_us),
+        "engagement_events": build_events(rng["events"], persons, records, ptruth.acquired_us, end_us, s),
+        "surveys": build_surveys(rng["surveys"], persons, records, ords.person, ords.utc_us, online,
+                                 order_returned, end_us, s),
+        "fx_rates": fx_table(rates, first_day),
+        "experiments": build_experiments(rng["experiments"], records, ptruth.acquired_us, start_us, end_us),
     }
     tables = {name: conform(name, tables[name]) for name in CONTRACT}
     truth = _truth_tables(persons, records, ords, ptruth, order_ids)
     return Retailer(tables, truth, s)
 
 
-def _truth_tables(persons: population.Persons, records: identity.Records, ords: purchases.Orders,
-                  ptruth: purchases.PurchaseTruth, order_ids: pa.Array) -> dict[str, pa.Table]:
+def _truth_tables(persons: Persons, records: Records, ords: Orders,
+                  ptruth: PurchaseTruth, order_ids: pa.Array) -> dict[str, pa.Table]:
     pid = persons.person_id
     n_records = (records.row_of >= 0).sum(axis=1)
     cdf_cat, cdf_mat = persons.category_cdf, persons.material_cdf
@@ -191,8 +193,7 @@ def write_retailer(retailer: Retailer, out_dir: str | Path, fmt: str = "parquet"
     log: list[dict[str, Any]] = []
     if dirty_rows > 0:
         rng = np.random.default_rng(np.random.SeedSequence(retailer.settings.seed).spawn(len(STREAMS))[-1])
-        o, ln, log = dirty.inject(rng, dirty.as_text(tables["orders"]), dirty.as_text(tables["order_lines"]),
-                                  dirty_rows)
+        o, ln, log = inject(rng, as_text(tables["orders"]), as_text(tables["order_lines"]), dirty_rows)
         tables["orders"], tables["order_lines"] = o, ln
     written = [_write(t, out / f"{name}.{fmt}", fmt) for name, t in {**tables, **retailer.truth}.items()]
     meta = out / "truth_settings.json"
@@ -205,5 +206,5 @@ def _write(table: pa.Table, path: Path, fmt: str) -> Path:
         pq.write_table(table, path)
     else:
         options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
-        pacsv.write_csv(dirty.as_text(table), path, options)
+        pacsv.write_csv(as_text(table), path, options)
     return path

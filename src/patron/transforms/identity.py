@@ -54,9 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["IdentityResult", "IdentitySettings", "PairwiseMetrics", "account_records", "order_attachment_rate",
            "order_keys", "pairwise_metrics", "resolve_identities"]
 
-METHODS = ("loyalty_id", "email", "phone", "probabilistic", "single")
-ORDER_METHODS = ("customer_id", "loyalty_id", "email", "guest", "unmatched", "anonymous")
-
 #: The customer columns identity resolution reads.
 RECORD_COLUMNS = ("source", "customer_id", "email", "phone", "first_name", "last_name", "postcode", "country",
                   "birth_year", "loyalty_id")

@@ -29,8 +29,7 @@ import pyarrow as pa
 from ibis import _
 
 from patron.config import IdentitySettings
-from patron.engine import check_table_name
-from patron.errors import ConvergenceError, EngineError
+from patron.errors import ConvergenceError
 from patron.transforms.text import trim
 
 if TYPE_CHECKING:
@@ -127,7 +126,7 @@ def phone_lookup(customers: ir.Table, warehouse: Warehouse, temps: list[str]) ->
     pairs = known.select("phone", country=known.country.fill_null("")).distinct()  # '' joins, NULL would not
     schema = pa.schema([("phone", pa.string()), ("country", pa.string()), ("phone_e164", pa.string())])
     batches = []
-    for batch in warehouse.con.to_pyarrow_batches(pairs, chunk_size=200_000):
+    for batch in warehouse.batches(pairs, chunk_size=200_000):
         phones, countries = batch.column("phone").to_pylist(), batch.column("country").to_pylist()
         e164 = [p if p.startswith(PSEUDONYM_PREFIX) else phone_to_e164(p, c)  # hashed at ingest: already E.164
                 for p, c in zip(phones, countries, strict=True)]
@@ -213,12 +212,9 @@ def scratch(warehouse: Warehouse, obj: ir.Table | pa.Table, prefix: str, temps: 
     Scratch tables are created directly (no staging and swap: nothing reads them before they
     exist), which halves the catalog work per step on Spark.
     """
-    name = check_table_name(temp_name(prefix))
+    name = temp_name(prefix)
     temps.append(name)
-    try:
-        return warehouse.con.create_table(name, obj)
-    except Exception as exc:  # engine errors come in many classes
-        raise EngineError(f"could not write a scratch table: {exc}", table=name) from exc
+    return warehouse.create(name, obj)
 
 
 def connected_components(nodes: ir.Table, edges: ir.Table, warehouse: Warehouse, *,

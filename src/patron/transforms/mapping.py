@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -29,44 +29,16 @@ import pyarrow.compute as pc
 from patron.config import SourceMapping
 from patron.contract import CONTRACT, Column
 from patron.engine import Warehouse
-from patron.errors import DataContractError
-from patron.transforms.readers import SUFFIXES, RawFile, ReadOptions, as_text, read_raw
+from patron.errors import DataContractError, EngineError
+from patron.transforms.mapped import MappedFile, contract_file
+from patron.transforms.readers import SUFFIXES, BadRow, RawFile, ReadOptions, as_text, read_raw
 from patron.transforms.spellings import ID_COLUMNS, integral_ids, iso_instants, plain_numbers
+from patron.transforms.transactions import split_transactions
 
-#: Columns of a flat log that belong to the order, compared across its lines.
-ORDER_LEVEL = tuple(c for c in CONTRACT["orders"].column_names if c != "order_id")
-DEFAULT_SKU = "ITEM"
 EXCLUDED_PREFIX = "excluded by rule: "
 _ASIDE_SCHEMA = pa.schema([("reason", pa.string()), ("field", pa.string()), ("value", pa.string()),
                            ("excluded", pa.bool_())])
 _AMOUNT = Column("amount", "float64", "Line total: unit_price = amount / quantity.", non_negative=True)
-
-
-@dataclass
-class MappedFile:
-    """One contract table's share of a mapped file.
-
-    Attributes
-    ----------
-    table
-        The contract table.
-    raw
-        Every contract column as text (blank where the source gives nothing), with the
-        physical line of each row and the file's path and digest.
-    records
-        The file's own rows, aligned with ``raw.table``: what ``rejects`` shows.
-    set_aside
-        Per row of ``raw``: ``reason`` (NULL: ingest the row), ``field``, ``value`` and
-        ``excluded`` (an ``exclude`` rule, not an invalid value).
-    origin
-        Contract column → the file column it came from.
-    """
-
-    table: str
-    raw: RawFile
-    records: pa.Table
-    set_aside: pa.Table
-    origin: dict[str, str] = field(default_factory=dict)
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -112,13 +84,10 @@ def read_engine_table(warehouse: Warehouse, name: str) -> RawFile:
     DuckDB table): values become text as a Parquet file's do, lines are row numbers, and
     the digest is that of the rows, so an unchanged table is not ingested twice.
     """
-    *database, table = name.split(".")
     try:
-        expr = warehouse.con.table(table, database=".".join(database) or None)
-        typed = warehouse.con.to_pyarrow(expr)
-    except Exception as exc:  # engines raise many classes for a missing table
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataContractError(f"{ENGINE_TABLE}{name}: cannot read the table ({reason})") from None
+        typed = warehouse.read_catalog_table(name)
+    except EngineError as exc:
+        raise DataContractError(f"{ENGINE_TABLE}{name}: cannot read the table ({_reason(exc)})") from None
     path = Path(ENGINE_TABLE + name)
     text = pa.table({column: as_text(path, column, typed[column]) for column in typed.column_names})
     sink = pa.BufferOutputStream()
@@ -128,14 +97,19 @@ def read_engine_table(warehouse: Warehouse, name: str) -> RawFile:
     return RawFile(path, digest, text, pa.array(range(1, text.num_rows + 1), pa.int64()))
 
 
+def _reason(exc: EngineError) -> str:
+    """The first line of what the engine said when it could not read a table: the reason a user can act on."""
+    cause = exc.__cause__ or exc
+    text = str(cause).strip()
+    return text.splitlines()[0] if text else type(cause).__name__
+
+
 def read_whitespace(path: Path, *, encoding: str = "utf-8", skip_rows: int = 0) -> RawFile:
     """A file whose fields are separated by runs of blanks (fixed-width exports such as CDNOW's).
 
     Leading and trailing blanks and CR-LF line ends are ignored; blank lines are skipped;
     a line with another number of fields than the header becomes a bad row.
     """
-    from patron.transforms.readers import BadRow
-
     try:
         data = path.read_bytes()
         text = data.decode(encoding)
@@ -348,18 +322,5 @@ def apply_mapping(raw: RawFile, source: SourceMapping) -> list[MappedFile]:
     columns, origin, aside, warnings = mapped_columns(raw, source)
     raw = replace(raw, warnings=[*raw.warnings, *warnings])
     if source.layout == "transactions":
-        from patron.transforms.transactions import split_transactions
-
         return split_transactions(raw, source, columns, origin, aside)
     return [contract_file(source.tables[0], raw, columns, raw.table, aside, origin)]
-
-
-def contract_file(table: str, raw: RawFile, columns: dict[str, pa.Array], records: pa.Table,
-                  aside: pa.Table, origin: dict[str, str]) -> MappedFile:
-    """A ``MappedFile`` holding every column of ``table``, blank where ``columns`` has none."""
-    n = len(raw.lines)
-    text = {c: columns.get(c, pa.array([""] * n, pa.string())) for c in CONTRACT[table].column_names}
-    unfilled = [c.name for c in CONTRACT[table] if c.name not in columns]
-    notes = [f"{raw.path}: {table} columns not mapped, left empty: {', '.join(unfilled)}"] if unfilled else []
-    mapped = replace(raw, table=pa.table(text), warnings=[*raw.warnings, *notes])
-    return MappedFile(table, mapped, records, aside, {c: f for c, f in origin.items() if c in text})

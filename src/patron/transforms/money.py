@@ -20,7 +20,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from patron.transforms.rfm import TimeLike, date_day_number, utc_day_number, utc_timestamp_literal
+from patron.transforms.days import TimeLike, date_day_number, utc_day_number, utc_timestamp_literal
 
 #: Money columns of a line or an order, in the reporting currency.
 MONEY_COLUMNS = (

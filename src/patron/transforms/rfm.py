@@ -21,58 +21,24 @@ their counts, computed in the engine, so per-customer rows never reach Python.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
-import pandas as pd
 
 from patron.errors import DataContractError
+from patron.transforms.days import (
+    TimeLike,
+    day_number,
+    end_of_day,
+    utc_day_number,
+    utc_timestamp,
+    utc_timestamp_literal,
+)
+from patron.transforms.seasonality import POOLED, Seasonality, clock_market, with_operational_day
 
-if TYPE_CHECKING:
-    from patron.transforms.seasonality import Seasonality
-
-SECONDS_PER_DAY = 86_400
-
-TimeLike = str | dt.date | dt.datetime | pd.Timestamp
-
-
-def utc_timestamp(value: TimeLike) -> pd.Timestamp:
-    """``value`` as a UTC timestamp: a naive value or a date is read as UTC."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
-
-
-def utc_timestamp_literal(value: TimeLike) -> ir.TimestampScalar:
-    """``value`` as an Ibis literal of the contract's ``timestamp('UTC')`` type."""
-    return ibis.literal(utc_timestamp(value), type="timestamp('UTC')")
-
-
-def utc_day_number(time: ir.TimestampValue) -> ir.IntegerValue:
-    """Days since 1970-01-01 of the UTC calendar day of ``time``.
-
-    Both engines run in UTC (the engine module sets it), so the cast to a date is the
-    UTC date; whole days as integers make day differences exact on every engine.
-    """
-    return date_day_number(time.date())
-
-
-def date_day_number(day: ir.DateValue) -> ir.IntegerValue:
-    """Days since 1970-01-01 of a date."""
-    return (day.epoch_seconds() // SECONDS_PER_DAY).cast("int64")
-
-
-def day_number(value: TimeLike) -> int:
-    """The UTC day number of a Python time value, as :func:`utc_day_number` computes it."""
-    return int(utc_timestamp(value).floor("D").timestamp()) // SECONDS_PER_DAY
-
-
-def end_of_day(value: TimeLike) -> pd.Timestamp:
-    """The first moment after the UTC day of ``value``: the exclusive bound of that day."""
-    return utc_timestamp(value).floor("D") + pd.Timedelta(days=1)
-
+# the day helpers live in patron.transforms.days; they stay importable from here, where callers found them
+__all__ = ["DEFAULT_VALUES", "OPTIONAL_VALUES", "purchase_days", "rfm_histogram", "rfm_summary"]
 
 def _check_columns(table: ir.Table, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in table.columns]
@@ -272,8 +238,6 @@ def _operational_days(customers: ir.Table, clock: Seasonality, observation_end: 
     The operational days of the first and last purchase days and of ``observation_end``
     in the customer's market, each by one join with the clock's month table.
     """
-    from patron.transforms.seasonality import POOLED, clock_market, with_operational_day
-
     months = ibis.memtable(clock.month_table())
     market = clock_market(customers, "market", clock) if has_market else ibis.literal(POOLED)
     customers = customers.mutate(

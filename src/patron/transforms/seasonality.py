@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from patron.tables import SEASONALITY
-from patron.transforms.rfm import (
+from patron.transforms.days import (
     TimeLike,
     date_day_number,
     day_number,
@@ -54,7 +54,6 @@ from patron.transforms.rfm import (
 if TYPE_CHECKING:
     from patron.engine import Warehouse
 
-#: The warehouse table holding the clock ``rfm`` was summarised on (``market``, ``month``, ``intensity``).
 #: The market name of the all-market pattern (and of customers in markets the clock does not know).
 POOLED = "*"
 #: Complete calendar months of calibration needed to estimate a seasonal pattern (two years).

@@ -17,10 +17,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from patron.config import SourceMapping
+from patron.contract import CONTRACT
 from patron.errors import DataContractError
-from patron.transforms.mapping import DEFAULT_SKU, ORDER_LEVEL, MappedFile, contract_file
+from patron.transforms.mapped import MappedFile, contract_file
 from patron.transforms.readers import RawFile
 
+#: Columns of a flat log that belong to the order, compared across its lines.
+ORDER_LEVEL = tuple(c for c in CONTRACT["orders"].column_names if c != "order_id")
+#: The SKU a line gets when the log names no product (the log then holds whole orders).
+DEFAULT_SKU = "ITEM"
 _FLOAT = r"^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$"
 
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from patron.engine import connect
+from patron.scoring import live
 from patron.scoring.batch import score_customers
 from patron.scoring.model_store import FittedValueModels, load_models
-from patron.service.store import duckdb_events
 from patron.service.store.duckdb import DuckDBStore
-from tests.service.conftest import Service, make_service
+from tests.service.conftest import Service, make_service, sql
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -39,21 +39,21 @@ def opened(scored_project: Path, folder: Path) -> Iterator[tuple[Service, DuckDB
             store.close()
 
 
-def count(store: DuckDBStore, sql: str, value: str) -> int:
-    return int(store.raw.execute(sql, [value]).fetchone()[0])
+def count(store: DuckDBStore, statement: str, value: str) -> int:
+    return int(sql(store.warehouse, statement, [value])[0][0])
 
 
 def test_a_failed_event_writes_nothing_and_the_next_builds_its_statements_again(
     scored_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with opened(scored_project, tmp_path / "fail") as (own, store, models):
-        key = store.raw.execute("SELECT customer_key FROM rfm WHERE frequency = 1 ORDER BY 1 LIMIT 1").fetchone()[0]
+        key = sql(store.warehouse, "SELECT customer_key FROM rfm WHERE frequency = 1 ORDER BY 1 LIMIT 1")[0][0]
         store.record_order(models, own.settings, order("OK-1", key), key_id="k")  # statements now prepared
 
         def broken(*args: Any, **kwargs: Any) -> Any:
             raise RuntimeError("the purchase model failed")
 
-        monkeypatch.setattr(duckdb_events, "row_inputs", broken)
+        monkeypatch.setattr(live, "row_inputs", broken)
         with pytest.raises(RuntimeError):
             store.record_order(models, own.settings, order("FAIL-1", key, day=2), key_id="k")
         # the order's rows and the customer's rfm delete were rolled back together
@@ -68,8 +68,8 @@ def test_a_failed_event_writes_nothing_and_the_next_builds_its_statements_again(
 
 def test_statements_are_prepared_once_and_scores_carry_the_event_time(scored_project: Path, tmp_path: Path) -> None:
     with opened(scored_project, tmp_path / "reuse") as (own, store, models):
-        rows = store.raw.execute("SELECT customer_key, n_orders FROM rfm ORDER BY 1 LIMIT 4").fetchall()
-        customers = store.raw.execute("SELECT count(*) FROM rfm").fetchone()[0]
+        rows = sql(store.warehouse, "SELECT customer_key, n_orders FROM rfm ORDER BY 1 LIMIT 4")
+        customers = sql(store.warehouse, "SELECT count(*) FROM rfm")[0][0]
         stamps, prepared = [], []
         for i, (key, n_orders) in enumerate(rows):
             before = dt.datetime.now(dt.UTC)
@@ -79,19 +79,19 @@ def test_statements_are_prepared_once_and_scores_carry_the_event_time(scored_pro
             assert recorded.rfm["n_orders"] == n_orders + 1
             assert count(store, "SELECT n_orders FROM rfm WHERE customer_key = ?", key) == n_orders + 1
             assert before <= recorded.scores["scored_at"] <= dt.datetime.now(dt.UTC)
-            stored = store.raw.execute("SELECT epoch_us(scored_at) FROM scores WHERE customer_key = ?", [key])
-            assert stored.fetchone()[0] == (recorded.scores["scored_at"] - EPOCH) // dt.timedelta(microseconds=1)
+            stored = sql(store.warehouse, "SELECT epoch_us(scored_at) FROM scores WHERE customer_key = ?", [key])
+            assert stored[0][0] == (recorded.scores["scored_at"] - EPOCH) // dt.timedelta(microseconds=1)
             stamps.append(recorded.scores["scored_at"])
             prepared.append(dict(store.writer._prepared))
         assert stamps == sorted(set(stamps))
-        assert store.raw.execute("SELECT count(*) FROM rfm").fetchone()[0] == customers
+        assert sql(store.warehouse, "SELECT count(*) FROM rfm")[0][0] == customers
         # the first event created the input tables, so its statements were prepared again once; then reused
         assert prepared[1] == prepared[2] == prepared[3] and len(prepared[3]) >= 8
 
 
 def test_scores_follow_the_table_when_another_write_drops_or_rebuilds_it(scored_project: Path, tmp_path: Path) -> None:
     with opened(scored_project, tmp_path / "swap") as (own, store, models):
-        key = store.raw.execute("SELECT customer_key FROM rfm ORDER BY 1 LIMIT 1").fetchone()[0]
+        key = sql(store.warehouse, "SELECT customer_key FROM rfm ORDER BY 1 LIMIT 1")[0][0]
         store.record_order(models, own.settings, order("S-0", key), key_id="k")
         with store.use() as locked:
             locked.drop("scores")
@@ -101,7 +101,7 @@ def test_scores_follow_the_table_when_another_write_drops_or_rebuilds_it(scored_
         with store.use() as locked:  # what POST /score does
             score_customers(locked, models, settings=own.settings)
         stored = store.record_order(models, own.settings, order("S-2", key, day=3), key_id="k")
-        row = store.raw.execute("SELECT epoch_us(scored_at), clv_12m FROM scores WHERE customer_key = ?", [key])
-        at, clv = row.fetchone()
+        at, clv = sql(store.warehouse, "SELECT epoch_us(scored_at), clv_12m FROM scores WHERE customer_key = ?",
+                      [key])[0]
         assert at == (stored.scores["scored_at"] - EPOCH) // dt.timedelta(microseconds=1)
         assert clv == pytest.approx(stored.scores["clv_12m"], rel=1e-12)

@@ -8,7 +8,8 @@ import pytest
 
 from patron.transforms.features import GROUPS, Feature, features_by_group, registry
 from patron.transforms.features.dictionary import dictionary_markdown
-from patron.transforms.features.registry import DERIVED, dependencies
+from patron.transforms.features.registry import dependencies
+from patron.transforms.features.spec import DERIVED
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "data-dictionary.md"
 

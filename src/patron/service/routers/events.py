@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, status
 
 from patron.governance.security import Permission, Principal
+from patron.scoring.live import refuse_future
 from patron.service.deps import SettingsDep, StateDep, require
-from patron.service.live import refuse_future
 from patron.service.schemas import EventResponse, OrderEvent
 
 router = APIRouter(prefix="/events", tags=["events"])

@@ -6,12 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from patron.errors import Unprocessable
 from patron.governance.security import Permission
+from patron.scoring.live import refuse_future, score_posted
 from patron.service.deps import SettingsDep, StateDep, require
-from patron.service.live import history_table, records, refuse_future, score_summaries, summary_table
 from patron.service.schemas import ScoreRequest, ScoreResponse
-from patron.transforms.seasonality import stored_seasonality
+from patron.service.store.base import records
 
 router = APIRouter(prefix="/score", tags=["scoring"], dependencies=[Depends(require(Permission.SCORE))])
 
@@ -32,18 +31,12 @@ def score(body: ScoreRequest, state: StateDep, settings: SettingsDep) -> dict[st
         refuse_future(order.ordered_at, settings, f"orders[{i}].ordered_at")
     models = state.champion()
     end = body.observation_end or state.store.observation_end(settings)
+    summary = body.summary.model_dump() if body.summary is not None else None
+    orders = None if summary is not None else [o.model_dump() for o in body.orders or []]
     with state.use() as warehouse:
-        clock = stored_seasonality(warehouse)
-        if body.summary is not None:
-            market = None if clock is None else clock.market_of([body.market])[0]
-            rfm = summary_table(body.summary.model_dump(), market=market)
-        else:
-            rfm = history_table([o.model_dump() for o in body.orders or []], settings, end, clock=clock,
-                                market=body.market)
-        summary = records(warehouse.to_pandas(rfm))
-        if not summary:
-            raise Unprocessable(f"no posted order lies on or before observation_end {end}")
-        scored = records(warehouse.to_pandas(score_summaries(warehouse, models, settings, rfm, end, clock=clock)))
-    summary[0].pop("customer_key", None)
-    scored[0].pop("customer_key", None)
-    return {"model_id": models.model_id, "observation_end": end, "summary": summary[0], "scores": scored[0]}
+        rfm_row, scored = score_posted(warehouse, models, settings, end, summary=summary, orders=orders,
+                                       market=body.market)
+    summary_row, scores_row = records(rfm_row)[0], records(scored)[0]
+    summary_row.pop("customer_key", None)
+    scores_row.pop("customer_key", None)
+    return {"model_id": models.model_id, "observation_end": end, "summary": summary_row, "scores": scores_row}

@@ -1,37 +1,63 @@
-"""What the service reads and writes, on any engine: one customer's rows, an order recorded.
+"""What the service reads and writes, as one interface every backend fills: one customer's rows, an order recorded.
 
-:class:`ServiceStore` runs everything as Ibis expressions on the service's one warehouse
-connection, one request at a time (a connection must not run two queries at once), so
-it works on every engine. On DuckDB, :mod:`patron.service.store.duckdb` overrides its
-hooks with parameterised point queries on a cursor per thread, which need no lock, and
-with an order recorded by SQL compiled once from the batch's own expressions.
-:func:`open_store` picks the one for the warehouse.
+:class:`ServiceStore` is the interface. Reads (:meth:`ServiceStore.customer`,
+:meth:`ServiceStore.observation_end`) are each backend's own. Recording an order is one
+workflow for every backend, :meth:`ServiceStore.record_order`: refuse an order id
+recorded already (409), take the observation end with the new order counted
+(:func:`patron.scoring.live.end_after`), then have the backend append the order and
+rebuild the customer's ``rfm`` and ``scores`` rows in one transaction. A backend fills only
+the primitive steps (:meth:`~ServiceStore.has_order`, :meth:`~ServiceStore.last_order`,
+:meth:`~ServiceStore.append_and_rescore`, :meth:`~ServiceStore.order_recorded`).
+
+The backends: :mod:`patron.service.store.warehouse` (Ibis, any engine) and
+:mod:`patron.service.store.duckdb` (the DuckDB fast path); :func:`patron.service.store.open_store`
+picks one. This module imports neither.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from patron.config import Settings
-from patron.contract import CUSTOMERS
-from patron.engine import DuckDBWarehouse, Warehouse
+from patron.engine import Warehouse
+from patron.errors import Conflict
+from patron.scoring.live import end_after, latest_day
 from patron.scoring.model_store import FittedValueModels
-from patron.service import live
-from patron.service.live import records
-from patron.tables import CAR, IDENTITY_MAP, ORDER_VALUES, RFM, SCORES, SEGMENTS
+from patron.transforms.days import utc_timestamp
 
+#: Columns of ``order_values`` a customer view lists.
 ORDER_COLUMNS = ("order_id", "ordered_at", "channel", "country", "store_id", "revenue", "gp2")
+#: Preference columns of ``car`` a customer view lists.
 PREFERENCES = ("preferred_category", "preferred_material", "preferred_channel", "preferred_engagement_channel",
                "preferred_country", "omnichannel", "first_order_channel")
+#: Columns of the contract's ``customers`` a customer view lists (raw personal data).
 PERSONAL = ("source", "customer_id", "first_name", "last_name", "email", "phone", "postcode", "country",
             "birth_year", "marketing_consent")
+#: Table ``order_events``: each order posted to the service, as received.
+ORDER_EVENTS_SCHEMA = pa.schema(
+    [
+        ("order_id", pa.string()),
+        ("customer_key", pa.string()),
+        ("ordered_at", pa.timestamp("us", tz="UTC")),
+        ("channel", pa.string()),
+        ("country", pa.string()),
+        ("store_id", pa.string()),
+        ("revenue", pa.float64()),
+        ("gp2", pa.float64()),
+        ("received_at", pa.timestamp("us", tz="UTC")),
+        ("key_id", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -64,8 +90,8 @@ class RecordedOrder:
     observation_end: dt.date
 
 
-class ServiceStore:
-    """The service's reads and writes as engine-neutral Ibis expressions, one at a time under ``lock``."""
+class ServiceStore(ABC):
+    """The service's reads and writes over its one warehouse connection; writes one at a time under ``lock``."""
 
     def __init__(self, warehouse: Warehouse, lock: threading.Lock) -> None:
         self.warehouse = warehouse
@@ -73,95 +99,91 @@ class ServiceStore:
 
     @contextmanager
     def use(self) -> Iterator[Warehouse]:
-        """The warehouse, for this thread alone while the block runs."""
+        """The warehouse, for this thread alone while the block runs (a connection runs one query at a time)."""
         with self.lock:
             yield self.warehouse
 
-    def prepare(self) -> None:
-        """Start-up work that makes later requests fast (none on this generic store)."""
+    def prepare(self) -> None:  # noqa: B027 (an optional hook: nothing to do by default)
+        """Start-up work that makes later requests fast (none by default)."""
 
-    def close(self) -> None:
-        """Release what :meth:`prepare` or the requests opened (nothing here)."""
+    def close(self) -> None:  # noqa: B027 (an optional hook: nothing to do by default)
+        """Release what :meth:`prepare` or the requests opened (nothing by default)."""
 
     # -- reads ---------------------------------------------------------------------------
+    @abstractmethod
     def customer(self, key: str, *, personal: bool) -> CustomerRows:
         """The rows of customer ``key``; ``personal`` adds their source records (raw personal data)."""
-        with self.use() as warehouse:
-            return CustomerRows(
-                rfm=_one(warehouse, RFM, key), scores=_one(warehouse, SCORES, key),
-                segments=_one(warehouse, SEGMENTS, key), orders=_orders(warehouse, key),
-                preferences=_preferences(warehouse, key),
-                personal=_personal(warehouse, key) if personal else None,
-            )
 
+    @abstractmethod
     def observation_end(self, settings: Settings) -> dt.date:
-        """The configured observation end, else the UTC day of the last order (see :func:`live.observation_end`)."""
-        with self.use() as warehouse:
-            return live.observation_end(warehouse, settings)
+        """The observation end now (:mod:`patron.transforms.observation`): the end a posted score counts to."""
 
-    # -- writes --------------------------------------------------------------------------
+    # -- recording an order: the one workflow ---------------------------------------------
     def record_order(self, models: FittedValueModels, settings: Settings, event: dict[str, Any], *,
                      key_id: str) -> RecordedOrder:
-        """Record order ``event`` and rescore its customer (:func:`live.record_order`)."""
-        with self.use() as warehouse:
-            rows = live.record_order(warehouse, models, settings, event, key_id=key_id)
-            end = live.observation_end(warehouse, settings)
-        return RecordedOrder(rfm=records(rows["rfm"])[0], scores=records(rows["scores"])[0], observation_end=end)
+        """Record order ``event`` from key ``key_id`` and rescore its customer; returns their new rows.
+
+        ``event`` holds ``order_id``, ``customer_key``, ``ordered_at``, ``channel``,
+        ``country``, ``store_id``, ``revenue`` and ``gp2`` (in the reporting currency).
+        Raises ``Conflict`` when the order id is recorded already. The observation end
+        counts the new order: the later of its day and the last stored order's.
+        """
+        with self.lock:
+            if self.has_order(event["order_id"]):
+                raise Conflict(f"order {event['order_id']!r} is recorded already")
+            last = latest_day(self.last_order(), event["ordered_at"])
+            end = end_after(self.warehouse, settings, last)
+            rfm, scores = self.append_and_rescore(models, settings, event, key_id=key_id, end=end)
+            self.order_recorded(last)
+        return RecordedOrder(rfm=rfm, scores=scores, observation_end=end)
+
+    # the primitive steps of record_order (the caller holds the lock)
+    @abstractmethod
+    def has_order(self, order_id: str) -> bool:
+        """Whether ``order_values`` holds order ``order_id`` already."""
+
+    @abstractmethod
+    def last_order(self) -> Any:
+        """The time (or UTC day) of the last order in ``order_values``, None without orders."""
+
+    @abstractmethod
+    def append_and_rescore(self, models: FittedValueModels, settings: Settings, event: dict[str, Any], *,
+                           key_id: str, end: dt.date) -> tuple[dict[str, Any], dict[str, Any]]:
+        """In one transaction: append ``event`` to ``order_events`` and ``order_values``, then replace its
+        customer's ``rfm`` row and (where the table exists) ``scores`` row as of ``end``.
+
+        Returns the two new rows as JSON-safe dicts (the scores row even when no ``scores`` table stores it).
+        """
+
+    def order_recorded(self, last_day: dt.date | None) -> None:  # noqa: B027 (an optional hook: nothing to do by default)
+        """Called once an order is committed; ``last_day`` is now the day of the last order (nothing by default)."""
 
 
-def open_store(warehouse: Warehouse, lock: threading.Lock) -> ServiceStore:
-    """The store for ``warehouse``: the DuckDB fast path on DuckDB, the generic one elsewhere."""
-    if isinstance(warehouse, DuckDBWarehouse):
-        from patron.service.store.duckdb import DuckDBStore
-
-        return DuckDBStore(warehouse, lock)
-    return ServiceStore(warehouse, lock)
-
-
-# -- the generic reads -------------------------------------------------------------------
-def _filtered(warehouse: Warehouse, name: str, key: str) -> ir.Table | None:
-    if not warehouse.has_table(name):
-        return None
-    table = warehouse.table(name)
-    return table.filter(table.customer_key == key)
+# -- shared helpers ----------------------------------------------------------------------
+def event_row(event: dict[str, Any], key_id: str) -> dict[str, Any]:
+    """The ``order_events`` row of ``event``, received now from key ``key_id``."""
+    row = {name: event.get(name) for name in ORDER_EVENTS_SCHEMA.names}
+    row["ordered_at"] = utc_timestamp(event["ordered_at"]).to_pydatetime()
+    row["received_at"] = dt.datetime.now(dt.UTC)
+    row["key_id"] = key_id
+    return row
 
 
-def _one(warehouse: Warehouse, name: str, key: str) -> dict[str, Any] | None:
-    rows = _filtered(warehouse, name, key)
-    if rows is None:
-        return None
-    found = records(warehouse.to_pandas(rows.limit(1)))
-    return found[0] if found else None
-
-
-def _orders(warehouse: Warehouse, key: str) -> list[dict[str, Any]]:
-    rows = _filtered(warehouse, ORDER_VALUES, key)
-    if rows is None:
-        return []
-    return records(warehouse.to_pandas(rows.select(*[c for c in ORDER_COLUMNS if c in rows.columns])))
-
-
-def _preferences(warehouse: Warehouse, key: str) -> dict[str, Any]:
-    """The preference features of the customer's latest analytic record (table ``car``), if any."""
-    rows = _filtered(warehouse, CAR, key)
-    if rows is None:
-        return {}
-    columns = [c for c in PREFERENCES if c in rows.columns]
-    if not columns:
-        return {}
-    if "as_of_date" in rows.columns:
-        rows = rows.order_by(rows.as_of_date.desc())
-    found = records(warehouse.to_pandas(rows.select(*columns).limit(1)))
-    return found[0] if found else {}
-
-
-def _personal(warehouse: Warehouse, key: str) -> list[dict[str, Any]]:
-    """The person's source records: ``identity_map`` joined to ``customers``, by source and id."""
-    if not (warehouse.has_table(IDENTITY_MAP) and warehouse.has_table(CUSTOMERS.name)):
-        return []
-    identity = warehouse.table(IDENTITY_MAP)
-    customers = warehouse.table(CUSTOMERS.name)
-    mine = identity.filter(identity.customer_key == key).select("source", "customer_id")
-    joined = customers.join(mine, ["source", "customer_id"])
-    chosen = joined.select(*[c for c in PERSONAL if c in joined.columns]).order_by(["source", "customer_id"])
-    return records(warehouse.to_pandas(chosen))
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame``'s rows as JSON-safe dicts: missing and non-finite numbers as None."""
+    out = []
+    for row in frame.to_dict("records"):
+        clean: dict[str, Any] = {}
+        for name, value in row.items():
+            if isinstance(value, float | np.floating):
+                clean[name] = float(value) if np.isfinite(value) else None
+            elif value is None or value is pd.NaT or (not isinstance(value, str | bytes) and pd.isna(value)):
+                clean[name] = None
+            elif isinstance(value, np.integer | np.bool_):
+                clean[name] = value.item()
+            elif isinstance(value, pd.Timestamp):
+                clean[name] = value.to_pydatetime()
+            else:
+                clean[name] = value
+        out.append(clean)
+    return out

@@ -5,15 +5,19 @@ where a scan of a million-row table takes 5-20 ms, so :func:`ensure_indexes` cre
 indexes of :data:`INDEXES` at start-up (``IF NOT EXISTS``: they persist in the file, and
 a batch command that replaces a table drops its index with it, so the next start-up
 builds it again). Each request thread reads on its own cursor of the service's
-connection: cursors run concurrently and see committed data only, so reads take no
-lock; writes still go one at a time through the store's lock.
+connection (:meth:`patron.engine.DuckDBWarehouse.cursor`): cursors run concurrently and
+see committed data only, so reads take no lock; writes still go one at a time through the
+store's lock.
 
-Writes. Recording an order checks the order id (indexed) and keeps the observation end in
-memory; :class:`~patron.service.store.duckdb_events.EventWriter` then runs the batch's own
-expressions on the customer's rows, as statements prepared once.
+Writes. Recording an order is the store's one workflow
+(:meth:`~patron.service.store.base.ServiceStore.record_order`); here its steps check the
+order id on the index, keep the day of the last order in memory (only the service writes
+while it runs), and have :class:`~patron.service.store.duckdb_events.EventWriter` run the
+batch's own expressions on the customer's rows, as statements prepared once.
 
-Values come back as the generic store gives them: timestamps in UTC, non-finite numbers
-as None (:class:`~patron.service.store.base.ServiceStore` is the reference; the tests compare).
+Values come back as the general store gives them: timestamps in UTC, non-finite numbers
+as None (:class:`~patron.service.store.warehouse.WarehouseStore` is the reference; the
+tests compare). SQL here takes values as ``?`` parameters and names through :func:`quote`.
 """
 
 from __future__ import annotations
@@ -26,30 +30,29 @@ from contextlib import contextmanager
 from typing import Any
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 
 from patron.config import Settings
 from patron.contract import CUSTOMERS
 from patron.engine import DuckDBWarehouse, Warehouse
-from patron.errors import Conflict, NotFound
+from patron.scoring.live import end_after
 from patron.scoring.model_store import FittedValueModels
-from patron.service.live import not_after_today
-from patron.service.store.base import ORDER_COLUMNS, PERSONAL, PREFERENCES, CustomerRows, RecordedOrder, ServiceStore
+from patron.service.store.base import ORDER_COLUMNS, PERSONAL, PREFERENCES, CustomerRows, ServiceStore
 from patron.service.store.duckdb_events import EventWriter, quote
 from patron.tables import CAR, IDENTITY_MAP, ORDER_VALUES, RFM, SCORES, SEGMENTS
-from patron.transforms.rfm import utc_timestamp
+from patron.transforms.observation import utc_day
 
 #: (table, column) pairs indexed at start-up: the point reads of a lookup and an event.
 INDEXES: tuple[tuple[str, str], ...] = (
     (RFM, "customer_key"), (SCORES, "customer_key"), (SEGMENTS, "customer_key"), (ORDER_VALUES, "customer_key"),
     (ORDER_VALUES, "order_id"), (CAR, "customer_key"), (IDENTITY_MAP, "customer_key"), (CUSTOMERS.name, "customer_id"),
 )
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, ...]]:
-    """Every table of the connection's default schema with its columns, in order."""
-    rows = con.execute(
+def table_columns(cursor: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, ...]]:
+    """Every table of the cursor's default schema with its columns, in order."""
+    rows = cursor.execute(
         "SELECT table_name, column_name FROM duckdb_columns() "
         "WHERE database_name = current_database() AND schema_name = current_schema() "
         "ORDER BY table_name, column_index"
@@ -60,20 +63,20 @@ def table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, ...]]:
     return {table: tuple(names) for table, names in columns.items()}
 
 
-def ensure_indexes(con: duckdb.DuckDBPyConnection) -> list[str]:
+def ensure_indexes(cursor: duckdb.DuckDBPyConnection) -> list[str]:
     """Create the missing indexes of :data:`INDEXES` on tables that exist; returns the index names."""
-    columns = table_columns(con)
+    columns = table_columns(cursor)
     names = []
     for table, column in INDEXES:
         if column in columns.get(table, ()):
             name = f"{table}_{column}_idx"
-            con.execute(f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table)} ({quote(column)})")
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table)} ({quote(column)})")
             names.append(name)
     return names
 
 
 def clean(value: Any) -> Any:
-    """A fetched value as the generic store gives it: UTC timestamps, non-finite numbers as None."""
+    """A fetched value as the general store gives it: UTC timestamps, non-finite numbers as None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dt.datetime):
@@ -91,18 +94,20 @@ class DuckDBStore(ServiceStore):
 
     def __init__(self, warehouse: DuckDBWarehouse, lock: threading.Lock) -> None:
         super().__init__(warehouse, lock)
-        self.raw: duckdb.DuckDBPyConnection = warehouse.con.con
+        self.warehouse: DuckDBWarehouse = warehouse
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._guard = threading.Lock()
         self._columns: dict[str, tuple[str, ...]] | None = None
         self.writer = EventWriter(warehouse)
-        self._last_order_us: int | None = None
+        self._last_day: dt.date | None = None
+        self._last_read = False
+        self._last_lock = threading.Lock()
 
     def prepare(self) -> None:
         """Create the point-read indexes (seconds per million rows, once after each batch run)."""
         with self.lock:
-            ensure_indexes(self.raw)
+            ensure_indexes(self.writer.cursor)
         self._columns = None
 
     @contextmanager
@@ -119,18 +124,19 @@ class DuckDBStore(ServiceStore):
                 self.writer.refresh()
 
     def close(self) -> None:
+        """Close the read cursors and the writer's."""
         with self._guard:
             for cursor in self._cursors:
                 cursor.close()
             self._cursors.clear()
+        self.writer.close()
 
     # -- reads ---------------------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's own cursor (opened on first use, closed with the store)."""
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
-            cursor = self.raw.cursor()
-            cursor.execute("SET TimeZone = 'UTC'")
+            cursor = self.warehouse.cursor()
             with self._guard:
                 self._cursors.append(cursor)
             self._local.cursor = cursor
@@ -164,6 +170,7 @@ class DuckDBStore(ServiceStore):
         return []
 
     def one(self, table: str, key: str) -> dict[str, Any] | None:
+        """The first row of ``table`` of customer ``key``, None without one."""
         found = self.select(table, None, "customer_key", key, limit=1)
         return found[0] if found else None
 
@@ -193,51 +200,43 @@ class DuckDBStore(ServiceStore):
         return sorted(found, key=lambda r: (r.get("source") or "", r.get("customer_id") or ""))
 
     def observation_end(self, settings: Settings) -> dt.date:
-        last = self.last_order_us()
-        if last is None and not settings.model.observation_end:
-            raise NotFound("there are no orders in the warehouse")
-        return _end(settings, last or 0)
+        """The observation end from the day of the last order kept in memory (the warehouse is read only
+        when it holds no order, under the lock)."""
+        last = self.last_order_day()
+        if last is not None:
+            return end_after(self.warehouse, settings, last)
+        with self.use() as warehouse:
+            return end_after(warehouse, settings, None)
 
-    def last_order_us(self) -> int | None:
-        """Microseconds since 1970 of the last order in ``order_values`` (None without orders).
+    def last_order_day(self) -> dt.date | None:
+        """The UTC day of the last order in ``order_values`` (None without orders).
 
-        Read once, then kept up by the events this store records: only the service
+        Read once, then kept up by the orders this store records: only the service
         writes while it runs (DuckDB admits one writing process).
         """
-        if self._last_order_us is None:
-            row = self.cursor().execute(f"SELECT epoch_us(max(ordered_at)) FROM {quote(ORDER_VALUES)}").fetchone()
-            self._last_order_us = None if row is None or row[0] is None else int(row[0])
-        return self._last_order_us
+        with self._last_lock:  # a first read racing a recorded order must not keep the older day
+            if not self._last_read:
+                # as microseconds: DuckDB turns a TIMESTAMPTZ into a Python time only with pytz
+                sql = f"SELECT epoch_us(max(ordered_at)) FROM {quote(ORDER_VALUES)}"
+                row = self.cursor().execute(sql).fetchone()
+                self._last_day = None if row is None or row[0] is None else utc_day(pd.Timestamp(row[0], unit="us"))
+                self._last_read = True
+            return self._last_day
 
-    # -- writes --------------------------------------------------------------------------
-    def record_order(self, models: FittedValueModels, settings: Settings, event: dict[str, Any], *,
-                     key_id: str) -> RecordedOrder:
-        """As :func:`patron.service.live.record_order`, on the customer's rows alone (one transaction)."""
-        with self.lock:
-            return self._record(models, settings, event, key_id)
+    # -- the steps of recording an order ---------------------------------------------------
+    def has_order(self, order_id: str) -> bool:
+        found = self.writer.cursor.execute(f"SELECT count(*) FROM {quote(ORDER_VALUES)} WHERE order_id = ?",
+                                           [order_id]).fetchone()
+        return found is not None and found[0] > 0
 
-    def _record(self, models: FittedValueModels, settings: Settings, event: dict[str, Any],
-                key_id: str) -> RecordedOrder:
-        found = self.raw.execute(f"SELECT count(*) FROM {quote(ORDER_VALUES)} WHERE order_id = ?",
-                                 [event["order_id"]])
-        if found.fetchone()[0] > 0:
-            raise Conflict(f"order {event['order_id']!r} is recorded already")
-        last = max(_epoch_us(event["ordered_at"]), self.last_order_us() or 0)
-        end = _end(settings, last)
+    def last_order(self) -> Any:
+        return self.last_order_day()
+
+    def append_and_rescore(self, models: FittedValueModels, settings: Settings, event: dict[str, Any], *,
+                           key_id: str, end: dt.date) -> tuple[dict[str, Any], dict[str, Any]]:
         rfm_row, scored = self.writer.record(models, settings, event, key_id=key_id, end=end)
-        self._last_order_us = last  # the order is committed
-        return RecordedOrder(rfm=arrow_records(rfm_row)[0], scores=arrow_records(scored)[0], observation_end=end)
+        return arrow_records(rfm_row)[0], arrow_records(scored)[0]
 
-
-def _end(settings: Settings, last_order_us: int) -> dt.date:
-    """The configured observation end, else the UTC day of the last order; at most today (as
-    :func:`live.observation_end`)."""
-    if settings.model.observation_end:
-        return not_after_today(dt.date.fromisoformat(settings.model.observation_end))
-    return not_after_today((_EPOCH + dt.timedelta(microseconds=last_order_us)).date())
-
-
-def _epoch_us(value: Any) -> int:
-    """Microseconds since 1970 of an aware time (a posted event's ``ordered_at``)."""
-    delta = utc_timestamp(value).to_pydatetime() - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    def order_recorded(self, last_day: dt.date | None) -> None:
+        with self._last_lock:
+            self._last_day, self._last_read = last_day, True

@@ -2,7 +2,7 @@
 
 Recording an order runs the batch's own expressions
 (:func:`~patron.transforms.events.event_order_values`,
-:func:`~patron.transforms.rfm.rfm_summary`, :func:`~patron.scoring.batch.row_inputs` and
+:func:`~patron.transforms.rfm.rfm_summary`, :func:`~patron.scoring.predictions.row_inputs` and
 :func:`~patron.scoring.batch.scores_expression`) on the customer's rows alone. Each expression
 is compiled to SQL once, over placeholder tables, and that SQL runs unchanged:
 
@@ -30,8 +30,14 @@ those of that clock, as in the batch. The clock's month table, a memory table in
 when the clock is read (at the first event and after each :meth:`EventWriter.refresh`), so
 the compiled statements depend only on the clock's markets, which key them.
 
-One transaction per event. When it fails, the writer forgets its temporary tables and
-statements (the rollback may have dropped the tables) and builds them on the next event.
+One transaction per event, on the writer's own cursor of the warehouse's DuckDB connection
+(:meth:`patron.engine.DuckDBWarehouse.cursor`: its temporary tables and prepared statements
+are its own). When it fails, the writer forgets its temporary tables and statements (the
+rollback may have dropped the tables) and builds them on the next event.
+
+The workflow around it (the order id checked, the observation end) is the store's one
+:meth:`patron.service.store.base.ServiceStore.record_order`; the maths is
+:mod:`patron.scoring.live`, here compiled to SQL.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,18 +53,16 @@ import duckdb
 import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
-import pandas as pd
 import pyarrow as pa
 from ibis.backends.sql.datatypes import DuckDBType
 
 from patron.config import Settings
 from patron.engine import DuckDBWarehouse
-from patron.scoring.batch import DEFAULT_LEVEL, row_inputs, scores_expression
+from patron.scoring.live import customer_inputs, customer_scores, customer_summary
 from patron.scoring.model_store import FittedValueModels
-from patron.service.live import ORDER_EVENTS_SCHEMA, event_row, purchase_rows_table
+from patron.service.store.base import ORDER_EVENTS_SCHEMA, event_row
 from patron.tables import ORDER_EVENTS, ORDER_VALUES, RFM, SCORES
 from patron.transforms.events import event_order_values
-from patron.transforms.rfm import rfm_summary
 from patron.transforms.seasonality import Seasonality, stored_seasonality
 
 # placeholder names: temporary tables refilled per event, or common table expressions over stored rows
@@ -68,7 +72,6 @@ _ORDERS, _RFM = "_patron_orders", "_patron_rfm"
 _MONTHS = "_patron_months"
 #: The event's customer, as a statement reads it (the key is in the event's row).
 THE_CUSTOMER = f"customer_key IN (SELECT customer_key FROM {_EVENT})"
-_SUMMARY_KEYS = ("frequency", "recency", "T")
 
 
 def quote(name: str) -> str:
@@ -115,11 +118,11 @@ class Compiled:
 
 
 class EventWriter:
-    """Records orders on a DuckDB warehouse's connection with statements prepared once (caller holds the lock)."""
+    """Records orders on a cursor of a DuckDB warehouse with statements prepared once (caller holds the lock)."""
 
     def __init__(self, warehouse: DuckDBWarehouse) -> None:
         self.warehouse = warehouse
-        self.raw: duckdb.DuckDBPyConnection = warehouse.con.con
+        self.cursor = warehouse.cursor()
         self._sql: dict[tuple[Any, ...], Compiled] = {}
         self._prepared: dict[str, str] = {}
         self._inputs: dict[str, tuple[str, ...]] = {}
@@ -138,7 +141,7 @@ class EventWriter:
         Returns the two rows as stored.
         """
         try:
-            with self.warehouse.transaction():
+            with self._transaction():
                 self._append(event, key_id, settings)
                 rfm_row = self._summary(end, settings)
                 scored = self._score(models, settings, rfm_row, end)
@@ -151,6 +154,21 @@ class EventWriter:
             self._deallocate()
             self._created = False
         return rfm_row, scored
+
+    def close(self) -> None:
+        """Close the writer's cursor (its temporary tables and statements go with it)."""
+        self.cursor.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction on the writer's cursor: committed when the block ends, rolled back when it fails."""
+        self.cursor.begin()
+        try:
+            yield
+        except BaseException:
+            self.cursor.rollback()
+            raise
+        self.cursor.commit()
 
     def forget(self) -> None:
         """Drop the prepared statements and what is known of the catalogue; the next event builds them again."""
@@ -169,7 +187,7 @@ class EventWriter:
     def _deallocate(self) -> None:
         for name in self._prepared.values():
             with contextlib.suppress(duckdb.Error):
-                self.raw.execute(f"DEALLOCATE {quote(name)}")
+                self.cursor.execute(f"DEALLOCATE {quote(name)}")
         self._prepared.clear()
 
     # -- the three steps -----------------------------------------------------------------
@@ -179,8 +197,8 @@ class EventWriter:
         self._fill(_EVENT, ORDER_EVENTS_SCHEMA, row)
         if ORDER_EVENTS in self.tables():
             self._run(insert_sql(ORDER_EVENTS, f"SELECT * FROM {quote(_EVENT)}"))
-        else:
-            self.warehouse.write(ORDER_EVENTS, pa.Table.from_pylist([row], schema=ORDER_EVENTS_SCHEMA))
+        else:  # the first posted order: the table takes the types of the event's row
+            self.cursor.execute(f"CREATE TABLE {quote(ORDER_EVENTS)} AS SELECT * FROM {quote(_EVENT)}")
             self.tables().add(ORDER_EVENTS)
             self._created = True
         schema, currency = self.values_schema(), settings.reporting_currency
@@ -189,32 +207,26 @@ class EventWriter:
         self._run(insert_sql(ORDER_VALUES, values.sql))
 
     def _summary(self, end: dt.date, settings: Settings) -> pa.Table:
-        """The customer's new ``rfm`` row: :func:`rfm_summary` over their orders, new order included."""
+        """The customer's new ``rfm`` row: :func:`customer_summary` over their orders, new order included."""
         schema, unit_days, clock = self.values_schema(), settings.model.unit_days, self.clock()
         markets = None if clock is None else (clock.market, tuple(clock.markets))
-        summary = self._compiled(("rfm", end, unit_days, schema, markets), lambda: months_placeholder(rfm_summary(
-            _placeholder(_ORDERS, schema), observation_end=end, unit_days=unit_days, clock=clock)))
+        summary = self._compiled(("rfm", end, unit_days, schema, markets), lambda: months_placeholder(
+            customer_summary(_placeholder(_ORDERS, schema), settings, end, clock=clock)))
         if clock is not None and self._months_of is not clock:
             self._fill_months(clock)
         return self._replace(RFM, summary, ctes=[customer_rows(_ORDERS, ORDER_VALUES)])
 
     def _score(self, models: FittedValueModels, settings: Settings, rfm_row: pa.Table, end: dt.date) -> pa.Table:
-        """The customer's new ``scores`` row: :func:`row_inputs` and :func:`scores_expression` over ``rfm_row``."""
-        clock = self.clock()
-        keys = (*_SUMMARY_KEYS, "market") if clock is not None and "market" in rfm_row.column_names else _SUMMARY_KEYS
-        distinct = pd.DataFrame({c: rfm_row.column(c).to_pylist() for c in keys})
-        rows, spend = row_inputs(models, settings, distinct, end, clock=clock)
-        rows_table = purchase_rows_table(rows)
-        spend_table = pa.Table.from_pandas(spend, preserve_index=False)
+        """The customer's new ``scores`` row: :func:`customer_inputs` and :func:`customer_scores` over ``rfm_row``."""
+        rows_table, spend_table = customer_inputs(models, settings, rfm_row, end, clock=self.clock())
         self._fill(_ROWS, rows_table.schema, rows_table.to_pylist()[0])
         self._fill(_SPEND, spend_table.schema, spend_table.to_pylist()[0])
         horizons = tuple(int(h) for h in settings.model.horizons_months)
         key = ("scores", models.model_id, horizons, settings.model.value, rfm_row.schema, rows_table.schema,
                spend_table.schema)
-        scores = stamped(self._compiled(key, lambda: scores_expression(
+        scores = stamped(self._compiled(key, lambda: customer_scores(
             _placeholder(_RFM, rfm_row.schema), _placeholder(_ROWS, rows_table.schema),
-            _placeholder(_SPEND, spend_table.schema), models, horizons=horizons, value=settings.model.value,
-            level=DEFAULT_LEVEL)))
+            _placeholder(_SPEND, spend_table.schema), models, settings)))
         ctes = [customer_rows(_RFM, RFM)]
         if SCORES in self.tables():
             return self._replace(SCORES, scores, ctes=ctes)
@@ -224,8 +236,9 @@ class EventWriter:
     def tables(self) -> set[str]:
         """The tables of the default schema, as the writer connection sees them (read once)."""
         if self._tables is None:
-            found = self.raw.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-                                     "AND schema_name = current_schema() AND NOT temporary").fetchall()
+            found = self.cursor.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND schema_name = current_schema() AND NOT temporary").fetchall()
             self._tables = {row[0] for row in found}
         return self._tables
 
@@ -248,7 +261,7 @@ class EventWriter:
         columns = self._inputs.get(name)
         if columns is None:
             types = ibis.Schema.from_pyarrow(schema).items()
-            self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} ("
+            self.cursor.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} ("
                              + ", ".join(f"{quote(c)} {DuckDBType.to_string(t)}" for c, t in types) + ")")
             columns = self._inputs[name] = tuple(schema.names)
             self._created = True
@@ -277,9 +290,9 @@ class EventWriter:
         name = self._prepared.get(sql)
         if name is None:
             name = f"patron_event_{next(self._names)}"
-            self.raw.execute(f"PREPARE {quote(name)} AS {sql}")
+            self.cursor.execute(f"PREPARE {quote(name)} AS {sql}")
             self._prepared[sql] = name
-        return self.raw.execute(f"EXECUTE {quote(name)}")
+        return self.cursor.execute(f"EXECUTE {quote(name)}")
 
     def _fill_months(self, clock: Seasonality) -> None:
         """Make temporary table :data:`_MONTHS` hold ``clock``'s month table (24 rows per market)."""
@@ -287,19 +300,19 @@ class EventWriter:
         columns = self._input_table(_MONTHS, months.schema)
         self._run(f"DELETE FROM {quote(_MONTHS)}")
         source = "_patron_months_source"
-        self.raw.register(source, months)
+        self.cursor.register(source, months)
         try:
-            self.raw.execute(f"INSERT INTO {quote(_MONTHS)} BY NAME SELECT {', '.join(map(quote, columns))} "
+            self.cursor.execute(f"INSERT INTO {quote(_MONTHS)} BY NAME SELECT {', '.join(map(quote, columns))} "
                              f"FROM {quote(source)}")
         finally:
-            self.raw.unregister(source)
+            self.cursor.unregister(source)
         self._months_of = clock
 
     def _fill(self, name: str, schema: pa.Schema, row: dict[str, Any]) -> None:
         """Make temporary table ``name`` (of ``schema``) hold ``row`` alone."""
         columns = self._input_table(name, schema)
         self._run(f"DELETE FROM {quote(name)}")
-        self.raw.execute(f"INSERT INTO {quote(name)} VALUES ({', '.join('?' * len(columns))})",
+        self.cursor.execute(f"INSERT INTO {quote(name)} VALUES ({', '.join('?' * len(columns))})",
                          [row[c] for c in columns])
 
 

@@ -6,7 +6,8 @@
 """
 
 from patron.transforms.features.context import IDENTITY_TABLES, INPUT_TABLES, as_of_date
-from patron.transforms.features.registry import GROUPS, Feature, build_car, features_by_group, get_feature, registry
+from patron.transforms.features.registry import build_car, features_by_group, get_feature, registry
+from patron.transforms.features.spec import GROUPS, Feature
 
 __all__ = ["GROUPS", "IDENTITY_TABLES", "INPUT_TABLES", "Feature", "as_of_date", "build_car", "features_by_group",
            "get_feature", "registry"]

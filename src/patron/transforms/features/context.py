@@ -27,10 +27,11 @@ import ibis
 import ibis.expr.types as ir
 
 from patron.errors import DataContractError
+from patron.transforms.days import TimeLike, utc_day_number, utc_timestamp
 from patron.transforms.features.seasons import SEASONS, season_flags
 from patron.transforms.keys import provisional_customer_key, resolved_customer_key
 from patron.transforms.money import line_values, order_values
-from patron.transforms.rfm import TimeLike, purchase_days, rfm_summary, utc_day_number, utc_timestamp
+from patron.transforms.rfm import purchase_days, rfm_summary
 
 ROW_SOURCES = ("orders", "lines", "purchase_days", "events", "surveys", "records")
 PER_CUSTOMER_SOURCES = ("rfm",)

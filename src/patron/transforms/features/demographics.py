@@ -11,7 +11,7 @@ from collections.abc import Callable
 import ibis
 import ibis.expr.types as ir
 
-from patron.transforms.features.registry import DERIVED, Feature, feature
+from patron.transforms.features.spec import DERIVED, Feature, feature
 
 GROUP = "demographics"
 AGE_BANDS = ((25, "<25"), (35, "25-34"), (45, "35-44"), (55, "45-54"), (65, "55-64"))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from patron.transforms.features.expressions import PERIODS
 from patron.transforms.features.lifecycle import ACTIVE_DAYS, LAPSED_DAYS, NEW_DAYS
-from patron.transforms.features.registry import Feature, features_by_group, registry, required_tables
+from patron.transforms.features.registry import features_by_group, registry, required_tables
 from patron.transforms.features.seasons import SEASONS
+from patron.transforms.features.spec import Feature
 
 GROUP_TITLES: dict[str, str] = {
     "financial": "Financial",

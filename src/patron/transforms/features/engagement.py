@@ -18,7 +18,7 @@ from patron.transforms.features.expressions import (
     period_text,
     ratio,
 )
-from patron.transforms.features.registry import DERIVED, Feature, feature
+from patron.transforms.features.spec import DERIVED, Feature, feature
 
 GROUP = "engagement"
 

@@ -15,7 +15,7 @@ import ibis.expr.types as ir
 from patron.calendar import COUNTRIES
 from patron.contract import CATEGORIES, CHANNELS, MATERIALS
 from patron.transforms.features.expressions import PERIODS, in_period, period_text, ratio, slug, sum_if
-from patron.transforms.features.registry import DERIVED, Feature, feature
+from patron.transforms.features.spec import DERIVED, Feature, feature
 
 GROUP = "financial"
 Condition = Callable[[ir.Table], ir.BooleanValue]

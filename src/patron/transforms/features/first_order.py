@@ -14,8 +14,8 @@ import ibis.expr.types as ir
 
 from patron.contract import CATEGORIES, MATERIALS
 from patron.transforms.features.expressions import label_of_max, ratio, sum_if
-from patron.transforms.features.registry import DERIVED, Feature, feature
 from patron.transforms.features.seasons import SEASONS
+from patron.transforms.features.spec import DERIVED, Feature, feature
 
 GROUP = "first_order"
 

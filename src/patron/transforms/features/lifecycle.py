@@ -22,7 +22,7 @@ import ibis.expr.types as ir
 
 from patron.contract import CHANNELS
 from patron.transforms.features.expressions import PERIODS, count_if, in_period, period_text, ratio
-from patron.transforms.features.registry import DERIVED, Feature, feature
+from patron.transforms.features.spec import DERIVED, Feature, feature
 
 GROUP = "lifecycle"
 NEW_DAYS = 90

@@ -13,7 +13,7 @@ import ibis
 from patron.calendar import COUNTRIES
 from patron.contract import CHANNELS
 from patron.transforms.features.expressions import count_if, label_of_max, ratio, slug
-from patron.transforms.features.registry import DERIVED, Feature, feature
+from patron.transforms.features.spec import DERIVED, Feature, feature
 from patron.transforms.text import is_blank
 
 GROUP = "preferences"

@@ -18,7 +18,7 @@ from patron.transforms.features.expressions import (
     slug,
     sum_if,
 )
-from patron.transforms.features.registry import DERIVED, Feature, feature
+from patron.transforms.features.spec import DERIVED, Feature, feature
 
 GROUP = "product"
 

@@ -1,10 +1,11 @@
 """The feature registry and ``build_car``: every CAR feature declared once, then computed in one query.
 
-A :class:`Feature` names one column of the customer analytic record (CAR): its group,
+A :class:`~patron.transforms.features.spec.Feature` names one column of the customer analytic record (CAR): its group,
 type, a short formula (``definition``), a description, the *source* it is computed
 from and one engine-neutral Ibis expression. Group modules (``financial``,
-``product``, ...) declare their features, most of them as parametrised families
-(measure × period × category ...), and :func:`registry` collects them.
+``product``, ...) declare their features with :mod:`~patron.transforms.features.spec`
+(never importing this module), most of them as parametrised families (measure ×
+period × category ...), and :func:`registry` imports the groups and collects them.
 
 Sources (built point-in-time by :mod:`patron.transforms.features.context`):
 
@@ -20,8 +21,7 @@ Sources (built point-in-time by :mod:`patron.transforms.features.context`):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from functools import cache
 
 import ibis
@@ -29,6 +29,18 @@ import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
 from patron.contract import CONTRACT
+from patron.transforms.days import TimeLike
+from patron.transforms.features import (
+    demographics,
+    engagement,
+    financial,
+    first_order,
+    lifecycle,
+    preferences,
+    product,
+    satisfaction,
+    seasonal,
+)
 from patron.transforms.features.context import (
     COLUMN_TABLES,
     INPUT_TABLES,
@@ -39,78 +51,10 @@ from patron.transforms.features.context import (
     as_of_date,
     build_sources,
 )
-from patron.transforms.rfm import TimeLike
+from patron.transforms.features.spec import DERIVED, GROUPS, Feature
 
-DERIVED = "derived"
-
-#: Groups in the order of the data dictionary.
-GROUPS: tuple[str, ...] = (
-    "financial",
-    "product",
-    "engagement",
-    "preferences",
-    "lifecycle",
-    "first_order",
-    "seasonal",
-    "satisfaction",
-    "demographics",
-)
-DTYPES = ("float64", "int64", "boolean", "string")
-
-Expression = Callable[[ir.Table], ir.Value]
-
-
-@dataclass(frozen=True)
-class Feature:
-    """One column of the customer analytic record.
-
-    Attributes
-    ----------
-    name
-        Column name, unique across the registry (lower case, digits and underscores).
-    group
-        One of :data:`GROUPS`.
-    dtype
-        Ibis type of the column: ``float64``, ``int64``, ``boolean`` or ``string``.
-    definition
-        The formula in a line, as the data dictionary shows it.
-    description
-        What the feature means and why it is there.
-    source
-        The table the expression reads: a row source, ``rfm`` or ``derived``.
-    expr
-        The expression: an aggregate over the source's rows of one customer, or a value
-        of the customer's row for per-customer and derived sources.
-    fill
-        The value for a customer the source has no rows for (0 for sums and counts,
-        False for flags); ``None`` leaves NULL (no data: no latest score, no first order).
-    """
-
-    name: str
-    group: str
-    dtype: str
-    definition: str
-    description: str
-    source: str
-    expr: Expression
-    fill: object = None
-
-    def __post_init__(self) -> None:
-        if self.group not in GROUPS:
-            raise ValueError(f"feature {self.name}: unknown group {self.group!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"feature {self.name}: unknown dtype {self.dtype!r}")
-        if self.source not in (*ROW_SOURCES, *PER_CUSTOMER_SOURCES, DERIVED):
-            raise ValueError(f"feature {self.name}: unknown source {self.source!r}")
-        if not self.name.isidentifier() or self.name != self.name.lower():
-            raise ValueError(f"feature name {self.name!r} must be a lower-case identifier")
-
-
-def feature(name: str, group: str, dtype: str, definition: str, description: str, *, source: str,
-            expr: Expression, fill: object = None) -> Feature:
-    """A :class:`Feature`; a keyword-friendly constructor for the group modules."""
-    return Feature(name, group, dtype, definition, description, source, expr, fill)
-
+__all__ = ["DERIVED", "GROUPS", "Feature", "build_car", "dependencies", "features_by_group", "get_feature",
+           "latest_record", "registry", "required_tables"]
 
 @cache
 def registry() -> tuple[Feature, ...]:
@@ -121,18 +65,6 @@ def registry() -> tuple[Feature, ...]:
     ValueError
         When two features share a name.
     """
-    from patron.transforms.features import (
-        demographics,
-        engagement,
-        financial,
-        first_order,
-        lifecycle,
-        preferences,
-        product,
-        satisfaction,
-        seasonal,
-    )
-
     modules = (financial, product, engagement, preferences, lifecycle, first_order, seasonal, satisfaction,
                demographics)
     features = tuple(f for module in modules for f in module.FEATURES)

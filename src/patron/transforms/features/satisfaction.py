@@ -9,7 +9,7 @@ from __future__ import annotations
 import ibis
 
 from patron.contract import SURVEY_TYPES
-from patron.transforms.features.registry import DERIVED, Feature, feature
+from patron.transforms.features.spec import DERIVED, Feature, feature
 
 GROUP = "satisfaction"
 PROMOTER = 9

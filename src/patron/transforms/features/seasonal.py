@@ -9,8 +9,8 @@ Christmas 1-24 December.
 from __future__ import annotations
 
 from patron.transforms.features.expressions import count_if, ratio, sum_if
-from patron.transforms.features.registry import DERIVED, Feature, feature
 from patron.transforms.features.seasons import SEASONS
+from patron.transforms.features.spec import DERIVED, Feature, feature
 
 GROUP = "seasonal"
 

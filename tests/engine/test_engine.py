@@ -97,3 +97,57 @@ def test_written_tables_have_one_schema_on_every_engine(warehouse: Warehouse) ->
     assert schema["at"].is_timestamp() and schema["at"].timezone == "UTC", schema
     assert schema["day"].is_date(), schema
     assert warehouse.to_pandas(warehouse.table("typed")).margin.tolist() == [1.0, 1.0]
+
+
+def test_scalar_batches_and_created_tables_on_every_engine(warehouse: Warehouse) -> None:
+    warehouse.write("numbers", pd.DataFrame({"k": ["a", "b", "c"], "v": [1.0, 2.0, 4.0]}))
+    numbers = warehouse.table("numbers")
+    assert warehouse.scalar(numbers.v.sum()) == 7.0
+    assert warehouse.count(numbers) == 3
+    rows = sum(batch.num_rows for batch in warehouse.batches(numbers, chunk_size=2))
+    assert rows == 3
+    created = warehouse.create("numbers_copy", numbers.filter(numbers.v > 1.5))
+    assert sorted(warehouse.to_pandas(created)["k"]) == ["b", "c"]
+    total = numbers.v.sum()
+    warehouse.drop("numbers")  # the expression now reads a table that is gone
+    with pytest.raises(EngineError, match="query failed"):
+        warehouse.scalar(total)
+
+
+def test_replace_rows_swaps_one_key_and_keeps_the_rest_on_every_engine(warehouse: Warehouse) -> None:
+    warehouse.write("rows", pd.DataFrame({"customer_key": ["a", "a", "b"], "v": [1.0, 2.0, 3.0]}))
+    warehouse.replace_rows("rows", "customer_key", "a", pd.DataFrame({"customer_key": ["a"], "v": [9.0]}))
+    out = warehouse.to_pandas(warehouse.table("rows")).sort_values("customer_key")
+    assert out.to_dict("list") == {"customer_key": ["a", "b"], "v": [9.0, 3.0]}
+    assert warehouse.table("rows").schema()["v"].is_float64()
+
+
+def test_catalog_tables_read_as_arrow_and_missing_ones_are_named(warehouse: Warehouse) -> None:
+    warehouse.write("exported", pd.DataFrame({"x": [1, 2]}))
+    assert warehouse.read_catalog_table("exported").column("x").to_pylist() == [1, 2]
+    with pytest.raises(EngineError, match="cannot read table no_such_table"):
+        warehouse.read_catalog_table("no_such_table")
+
+
+def test_reset_storage_removes_the_duckdb_file_and_its_log(tmp_path) -> None:
+    from patron.config import Settings
+    from patron.engine import connect, reset_storage
+
+    settings = Settings(project_dir=tmp_path)
+    with connect(settings) as wh:
+        wh.write("a", pd.DataFrame({"x": [1]}))
+    assert settings.warehouse_path.exists()
+    settings.warehouse_path.with_suffix(".duckdb.wal").write_bytes(b"")
+    reset_storage(settings)
+    assert not settings.warehouse_path.exists()
+    assert not settings.warehouse_path.with_suffix(".duckdb.wal").exists()
+
+
+def test_a_duckdb_cursor_reads_times_in_utc(tmp_path) -> None:
+    from patron.config import Settings
+    from patron.engine import DuckDBWarehouse, connect
+
+    with connect(Settings(project_dir=tmp_path)) as wh:
+        assert isinstance(wh, DuckDBWarehouse)
+        cursor = wh.cursor()
+        assert cursor.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)

@@ -25,7 +25,7 @@ import pytest
 
 from patron.evaluation import BacktestResult, backtest, calibration_customers
 from patron.models import BetaGeo, ModifiedBetaGeo
-from patron.scoring.batch import purchase_rows
+from patron.scoring.predictions import purchase_rows
 from patron.simulate import generate_retailer
 from patron.simulate.calendar import SeasonShape
 from patron.transforms.rfm import rfm_histogram
