@@ -43,6 +43,7 @@ from benchmarks.bench_identity import resolution_quality
 from patron import pipeline
 from patron.config import Settings, SparkSettings
 from patron.simulate import generate_retailer, write_retailer
+from patron.tables import IDENTITY_MAP, ORDER_KEYS
 
 STEPS = ("ingest", "resolve", "features")
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -173,8 +174,8 @@ def generate_files(customers: int, seed: int, folder: Path) -> tuple[dict[str, p
 def resolved_tables(settings: Settings) -> tuple[pa.Table, pa.Table]:
     """``identity_map`` and ``order_keys`` read back from the warehouse (the columns scoring needs)."""
     with pipeline.open_warehouse(settings) as warehouse:
-        imap = warehouse.table(pipeline.IDENTITY_MAP).select("source", "customer_id", "customer_key").to_pyarrow()
-        keys = warehouse.table(pipeline.ORDER_KEYS).select("order_id", "customer_key", "method").to_pyarrow()
+        imap = warehouse.table(IDENTITY_MAP).select("source", "customer_id", "customer_key").to_pyarrow()
+        keys = warehouse.table(ORDER_KEYS).select("order_id", "customer_key", "method").to_pyarrow()
     return imap, keys
 
 

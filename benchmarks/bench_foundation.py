@@ -29,6 +29,7 @@ from benchmarks.bench_rfm import pandas_summary
 from patron import pipeline
 from patron.config import load_settings, write_default_config
 from patron.simulate import generate_retailer, write_retailer
+from patron.tables import RFM
 
 T = TypeVar("T")
 ORDER_TABLES = ("fx_rates", "orders", "order_lines", "returns", "order_costs")
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         end = pd.Timestamp(summary.observation_end, tz="UTC")
         as_of = end + pd.Timedelta(days=1)
         with pipeline.open_warehouse(settings) as warehouse:
-            ours = warehouse.to_pandas(warehouse.table(pipeline.RFM)).set_index("customer_key")
+            ours = warehouse.to_pandas(warehouse.table(RFM)).set_index("customer_key")
         log = timed("pandas: read parquet + GP2 per order", lambda: pandas_order_gp2(data, as_of), seconds)
         theirs = timed("pandas: RFM summary (lifetimes' way)",
                        lambda: pandas_summary(log.rename(columns={"gp2": "value"}), 7, end), seconds)

@@ -37,6 +37,10 @@ class QualityError(PatronError):
     """A blocking data-quality check failed."""
 
 
+class RunInProgress(PatronError):
+    """Another ``patron run`` holds the project's run lock."""
+
+
 class AccessDenied(PatronError):
     """The caller's role does not allow this action."""
 

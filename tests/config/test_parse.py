@@ -19,6 +19,10 @@ from patron.errors import ConfigError
         ('[quality]\nmax_nul_rate = 0.1', "unknown setting"),
         ("engine = ", "patron.toml"),
         ('[reporting]\ncurrency = "euro"', "ISO 4217"),
+        ("[run]\nbacktest_every_days = -1", r"\[run\] backtest_every_days must be a whole number of days"),
+        ('[[run.exports]]\naudience = "vip_service"\nformat = "xls"', r"vip_service: format must be one of"),
+        ('[[run.exports]]\naudience = "vip_service"\nfile = "x.csv"', r"unknown setting\(s\) in \[run.exports\]: file"),
+        ('[[run.exports]]\naudience = "vips"', r"name\(s\) no audience: vips; the audiences are winback_high_value"),
     ],
 )
 def test_bad_settings_are_named(tmp_path: Path, text: str, message: str) -> None:

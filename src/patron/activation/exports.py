@@ -46,14 +46,13 @@ import numpy as np
 import pandas as pd
 
 from patron.activation.audiences import audience_counts, audience_members
-from patron.config import Settings
+from patron.config import EXPORT_FORMATS, Settings
 from patron.errors import ConfigError
 from patron.transforms.identity_rules import email_for_matching, normalise_code, normalise_email, phone_to_e164
 
 if TYPE_CHECKING:
     from patron.engine import Warehouse
 
-FORMATS = ("google", "meta", "crm", "csv")
 PLAIN_COLUMNS = ("customer_key", "market", "value_tier", "rfm_segment", "lifecycle_stage", "strategy_cell",
                  "clv", "p_alive", "churn_risk", "next_best_action")
 
@@ -209,8 +208,8 @@ def export_audience(warehouse: Warehouse, settings: Settings | None, name: str, 
                     market: str | None = None, horizon: int | None = None) -> ExportResult:
     """Write audience ``name`` to ``out`` in format ``fmt`` (google, meta, crm or csv)."""
     settings = settings or warehouse.settings
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
     if fmt in ("google", "meta") and settings.privacy.hash_personal_data:
         raise ConfigError(f"the {fmt} format needs e-mails and phones in clear, and this project stores them as "
                           "keyed hashes ([privacy] hash_personal_data = true); export 'crm' or 'csv' and match "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from patron.cli import activation, data, demo, models, service
+from patron.cli import activation, data, demo, models, run, service
 
 __all__ = ["app", "main"]
 
@@ -22,7 +22,7 @@ app = typer.Typer(
 
 for _command in (
     data.init, data.generate, data.ingest, data.validate, data.resolve, data.rfm, data.features,
-    models.backtest, models.fit, models.score, activation.segments,
+    models.backtest, models.fit, models.score, activation.segments, run.run,
     data.erase, service.serve, data.export, demo.demo,
 ):
     app.command()(_command)

@@ -210,3 +210,13 @@ def erasure_table(result: ErasureResult) -> Table:
     for name, counts in result.tables.items():
         table.add_row(name, f"{counts.deleted:,}", "rebuilt" if counts.rebuilt else f"{counts.anonymised:,}")
     return table
+
+
+def run_table(result: pipeline.RunResult) -> Table:
+    """The steps of a ``patron run``: done or skipped, seconds, and what each did."""
+    table = Table(title=f"patron run: {len(result.steps)} step(s) in {result.seconds:,.0f} s")
+    for column, justify in (("step", "left"), ("status", "left"), ("seconds", "right"), ("what", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for step in result.steps:
+        table.add_row(step.step, step.status, f"{step.seconds:,.1f}", Text(step.detail))
+    return table

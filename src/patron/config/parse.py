@@ -15,12 +15,15 @@ from patron.config.purchase_models import purchase_model_name
 from patron.config.settings import (
     CONFIG_NAME,
     ENGINES,
+    EXPORT_FORMATS,
     SEASONALITY_MODES,
     TIME_UNITS,
     IdentitySettings,
     ModelSettings,
     PrivacySettings,
     QualitySettings,
+    RunSettings,
+    ScheduledExport,
     SegmentSettings,
     Settings,
     SparkSettings,
@@ -80,6 +83,12 @@ def parse_settings(data: dict[str, Any], project_dir: Path) -> Settings:
     currency = _section(data, "reporting").get("currency", "EUR")
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isupper()):
         raise ConfigError(f"{CONFIG_NAME}: [reporting] currency must be an ISO 4217 code")
+    audiences = _audiences(data.get("audiences", []))
+    run = _run(_section(data, "run"))
+    unknown = sorted({e.audience for e in run.exports} - {a.name for a in audiences})
+    if unknown:
+        raise ConfigError(f"{CONFIG_NAME}: [[run.exports]] name(s) no audience: {', '.join(unknown)}; the audiences "
+                          f"are {', '.join(a.name for a in audiences)}")
     return Settings(
         project_dir=project_dir.resolve(),
         engine=engine,
@@ -90,10 +99,29 @@ def parse_settings(data: dict[str, Any], project_dir: Path) -> Settings:
         quality=_quality(_section(data, "quality")),
         identity=_identity(_section(data, "identity")),
         segments=_segments(_section(data, "segments"), model),
-        audiences=_audiences(data.get("audiences", [])),
+        audiences=audiences,
         privacy=_privacy(_section(data, "privacy")),
         sources=_sources(data.get("sources", [])),
+        run=run,
     )
+
+
+def _run(values: dict[str, Any]) -> RunSettings:
+    """``[run]``: how often the backtest runs, and the audience files each run writes."""
+    values = dict(values)
+    entries = values.pop("exports", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"{CONFIG_NAME}: [[run.exports]] must be tables (audience, format, out, market)")
+    exports = tuple(_build(ScheduledExport, entry, "run.exports") for entry in entries)
+    for export in exports:
+        if export.format not in EXPORT_FORMATS:
+            raise ConfigError(f"{CONFIG_NAME}: [[run.exports]] {export.audience}: format must be one of "
+                              f"{EXPORT_FORMATS}, not {export.format!r}")
+    run = _build(RunSettings, values, "run")
+    every = run.backtest_every_days
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ConfigError(f"{CONFIG_NAME}: [run] backtest_every_days must be a whole number of days, 0 or more")
+    return replace(run, exports=exports)
 
 
 def _section(data: dict[str, Any], name: str) -> dict[str, Any]:

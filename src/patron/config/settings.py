@@ -187,6 +187,32 @@ class PrivacySettings:
 
 
 
+#: The formats an audience file may take (``patron audiences export --format``).
+EXPORT_FORMATS = ("google", "meta", "crm", "csv")
+
+
+@dataclass(frozen=True)
+class ScheduledExport:
+    """An audience file ``patron run`` writes each time (``[[run.exports]]``)."""
+
+    audience: str
+    format: str = "csv"
+    out: str = ""  # relative to the project folder; default exports/<audience>.<format>.csv
+    market: str | None = None
+
+    def path(self, project_dir: Path) -> Path:
+        """Where the file goes."""
+        return project_dir / (self.out or f"exports/{self.audience}.{self.format}.csv")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """``[run]``: what ``patron run`` does besides the steps every run takes."""
+
+    backtest_every_days: int = 30  # run the backtest when the latest one is older (0: every run)
+    exports: tuple[ScheduledExport, ...] = ()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything ``patron.toml`` says, with the project folder it came from."""
@@ -203,6 +229,7 @@ class Settings:
     audiences: tuple[AudienceDefinition, ...] = PLAYBOOK_AUDIENCES
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     sources: tuple[SourceMapping, ...] = ()
+    run: RunSettings = field(default_factory=RunSettings)
 
     @property
     def warehouse_path(self) -> Path:
@@ -219,3 +246,4 @@ class Settings:
         if engine not in ENGINES:
             raise ConfigError(f"engine must be one of {ENGINES}, not {engine!r}")
         return replace(self, engine=engine)
+

@@ -74,6 +74,15 @@ horizon_months = 12          # the CLV horizon that ranks customers into tiers a
 hash_personal_data = false   # true: ingest stores e-mail, phone, names, postcode, loyalty id as keyed hashes
 key_env = "PATRON_PII_KEY"   # environment variable holding the hashing key (never put the key in this file)
 
+# `patron run`: the whole pipeline in one command, safe to schedule daily (see docs/running.md).
+[run]
+backtest_every_days = 30     # run the backtest when the latest is older than this (0: every run)
+# [[run.exports]]            # audience files each run writes (formats: google, meta, crm, csv)
+# audience = "winback_high_value"
+# format = "crm"
+# out = "exports/winback_high_value.csv"   # relative to this folder
+# market = "DE"                # optional: one market only
+
 # Sources: map your own exports to the data contract, without code (see docs/mapping.md).
 # `patron ingest` with no path loads every source; `patron init --from FILE` proposes one.
 # [[sources]]

@@ -9,6 +9,7 @@ show bars while library users stay quiet. One module per job:
 - :mod:`~patron.pipeline.data`: generate, ingest, validate, resolve and summarise;
 - :mod:`~patron.pipeline.modelling`: features, backtest, fit, score and CLV deciles;
 - :mod:`~patron.pipeline.activation`: segments, audiences, exports and erasure;
+- :mod:`~patron.pipeline.run`: ``patron run``, every step from ``patron.toml`` in order, one run at a time;
 - :mod:`~patron.pipeline.demo`: every step on a generated retailer, and the summary charts.
 
 Import the steps from here (``from patron import pipeline; pipeline.score(settings)``).
@@ -52,13 +53,45 @@ from patron.pipeline.project import (
     open_warehouse,
     revoke_api_key,
 )
-from patron.tables import CAR, IDENTITY_MAP, ORDER_KEYS, ORDER_VALUES, RFM, RFM_HISTOGRAM, SEGMENTS
+from patron.pipeline.run import STEPS, RunResult, StepOutcome, run
 
 __all__ = [
-    "CAR", "IDENTITY_MAP", "ORDER_KEYS", "ORDER_VALUES", "RFM", "RFM_HISTOGRAM", "SEGMENTS", "BacktestRun",
-    "DemoResult", "FeaturesResult", "Reporter", "ResolveResult", "ScoreRun", "SummaryResult", "api_keys",
-    "audiences", "backtest", "clv_deciles", "create_api_key", "draw_charts", "erase", "expand_paths",
-    "export_audience", "export_table", "features", "fit", "frequency_distribution", "generate", "ingest",
-    "init_project", "monthly_activity", "open_warehouse", "require_quality",
-    "reset_warehouse", "resolve", "revoke_api_key", "run_demo", "score", "segments", "summarise", "validate",
+    "STEPS",
+    "BacktestRun",
+    "DemoResult",
+    "FeaturesResult",
+    "Reporter",
+    "ResolveResult",
+    "RunResult",
+    "ScoreRun",
+    "StepOutcome",
+    "SummaryResult",
+    "api_keys",
+    "audiences",
+    "backtest",
+    "clv_deciles",
+    "create_api_key",
+    "draw_charts",
+    "erase",
+    "expand_paths",
+    "export_audience",
+    "export_table",
+    "features",
+    "fit",
+    "frequency_distribution",
+    "generate",
+    "ingest",
+    "init_project",
+    "monthly_activity",
+    "open_warehouse",
+    "require_quality",
+    "reset_warehouse",
+    "resolve",
+    "revoke_api_key",
+    "run",
+    "run_demo",
+    "score",
+    "segments",
+    "summarise",
+    "validate",
 ]
