@@ -50,7 +50,11 @@ def test_a_fit_keeps_its_settings_and_reads_the_stored_histogram_alike(tmp_path:
         stored = fit_value_models(warehouse, settings=settings, purchase_model="mbg_nbd")
     assert isinstance(computed.purchase, ModifiedBetaGeo) and isinstance(stored.purchase, ModifiedBetaGeo)
     assert computed.purchase.params_ == pytest.approx(stored.purchase.params_, rel=1e-9)
-    assert computed.spend.params_ == stored.spend.params_ and computed.margin.params_ == stored.margin.params_
+    # spend and margin fit on engine sums of money, which DuckDB's parallel aggregation may add in another
+    # order from one query to the next (the 15th digit); the Gamma-Gamma optimum is flat enough for that
+    # to move its estimates by ~1e-6
+    assert computed.spend.params_ == pytest.approx(stored.spend.params_, rel=1e-4)
+    assert computed.margin.params_ == pytest.approx(stored.margin.params_, rel=1e-9)
     assert computed.unit_days == 7 and computed.settings["unit_days"] == 7
     assert computed.settings["horizons_months"] == list(settings.model.horizons_months)
     assert set(computed.settings["estimators"]) == {"purchase", "spend"}
