@@ -26,7 +26,6 @@ from typing import Any, ClassVar, NamedTuple, Self
 import numpy as np
 import numpy.typing as npt
 from scipy import special
-from scipy import stats as sps
 
 from patron.models._continuous import ContinuousTimeModel
 from patron.models._special import FloatArray, beta_expectation
@@ -402,6 +401,8 @@ class BetaGeo(ContinuousTimeModel):
         n = np.atleast_1d(np.asarray(n, dtype=float))
         if np.any((n < 0) | (n != np.round(n))):
             raise ValueError("n must be non-negative whole numbers")
+        from scipy import stats as sps  # here: scipy.stats costs a second at every import of patron
+
         k = self._dropout_shift
         prob = alpha / (alpha + horizon(t))
         first = special.betaln(a, b + n + k) - special.betaln(a, b) + sps.nbinom.logpmf(n, r, prob)

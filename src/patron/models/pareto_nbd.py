@@ -37,7 +37,6 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from scipy import special
-from scipy import stats as sps
 
 from patron.errors import ConvergenceError
 from patron.models._continuous import ContinuousTimeModel
@@ -298,6 +297,8 @@ class ParetoNBD(ContinuousTimeModel):
         n = np.atleast_1d(np.asarray(n, dtype=float))
         if np.any((n < 0) | (n != np.round(n))):
             raise ValueError("n must be non-negative whole numbers")
+        from scipy import stats as sps  # here: scipy.stats costs a second at every import of patron
+
         t = float(horizon(t))
         alive = np.exp(sps.nbinom.logpmf(n, r, alpha / (alpha + t)) + s * (np.log(beta) - np.log(beta + t)))
         # integrate over u = log(beta + tau), where the death density times (beta + tau) is smooth
