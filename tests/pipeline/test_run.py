@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -77,6 +79,10 @@ def test_a_whole_run_then_a_second_that_skips_what_is_not_due(project: Path) -> 
     first = pipeline.run(settings)
     assert [s.step for s in first.steps] == list(pipeline.STEPS)
     assert all(s.status == "done" for s in first.steps), first.steps
+    details = {s.step: s.detail for s in first.steps}
+    assert details["ingest"].endswith("rows loaded from 4 file(s); 0 unchanged file(s) skipped")
+    customers = int(details["resolve"].split()[0].replace(",", ""))
+    assert details["segments"] == f"{customers:,} customers in 6 value tiers"
     exported = pd.read_csv(project / "exports" / "vip.csv")
     assert len(exported) > 0 and "customer_key" in exported.columns
 
@@ -91,10 +97,10 @@ def test_a_whole_run_then_a_second_that_skips_what_is_not_due(project: Path) -> 
     assert due.steps[0].status == "done" and due.steps[0].detail.startswith("champion ")
 
 
-def test_a_blocking_quality_failure_stops_the_run(project: Path, tmp_path: Path) -> None:
+def test_a_blocking_quality_failure_stops_the_run(project: Path) -> None:
     settings = load_settings(project)
-    strict = settings.__class__(**{**settings.__dict__, "quality": settings.quality.__class__(
-        max_orders_without_lines_rate=-1.0)})  # every rate is above a negative threshold
+    # every rate is above a negative threshold
+    strict = replace(settings, quality=replace(settings.quality, max_orders_without_lines_rate=-1.0))
     with pytest.raises(QualityError, match=r"blocking data-quality checks failed: orders_without_lines"):
         pipeline.run(strict, start="validate")
     assert not (project / LOCK_NAME).exists()
@@ -114,9 +120,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(project: Path) -> None:
     settings = load_settings(project)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(gone.stdout)
-    from socket import gethostname
-
-    (project / LOCK_NAME).write_text(json.dumps({"pid": dead_pid, "host": gethostname(),
+    (project / LOCK_NAME).write_text(json.dumps({"pid": dead_pid, "host": socket.gethostname(),
                                                  "started_at": "2026-01-01T00:00:00+00:00", "steps": ["score"]}))
     result = pipeline.run(settings, steps=["segments"])
     assert [s.step for s in result.steps] == ["segments"]

@@ -197,12 +197,12 @@ class ScheduledExport:
 
     audience: str
     format: str = "csv"
-    out: str = ""  # relative to the project folder; default exports/<audience>.<format>.csv
+    out: str = ""  # relative to the project folder; default exports/<audience>_<format>.csv
     market: str | None = None
 
     def path(self, project_dir: Path) -> Path:
         """Where the file goes."""
-        return project_dir / (self.out or f"exports/{self.audience}.{self.format}.csv")
+        return project_dir / (self.out or f"exports/{self.audience}_{self.format}.csv")
 
 
 @dataclass(frozen=True)

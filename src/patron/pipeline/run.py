@@ -88,7 +88,7 @@ def run(settings: Settings, *, steps: Sequence[str] | None = None, start: str | 
         "backtest": lambda: _backtest(settings, reporter, now),
         "fit": lambda: _fit(settings, reporter),
         "score": lambda: f"{score(settings, reporter=reporter).result.customers:,} customers",
-        "segments": lambda: f"{sum(len(f) for f in segments(settings, reporter=reporter).values()):,} rows",
+        "segments": lambda: _segments(settings, reporter),
         "exports": lambda: _exports(settings),
     }
     result = RunResult()
@@ -108,8 +108,14 @@ def _ingest(settings: Settings, reporter: Reporter) -> str:
         return "skipped: no [[sources]] in patron.toml (ingest files with `patron ingest PATH`)"
     results = ingest(settings, reporter=reporter)
     loaded = sum(r.loaded for r in results)
-    unchanged = sum(1 for r in results if r.skipped_file)
-    return f"{loaded:,} rows loaded from {len(results) - unchanged} file(s); {unchanged} unchanged file(s) skipped"
+    unchanged = {r.file for r in results if r.skipped_file}
+    read = {r.file for r in results} - unchanged
+    return f"{loaded:,} rows loaded from {len(read)} file(s); {len(unchanged)} unchanged file(s) skipped"
+
+
+def _segments(settings: Settings, reporter: Reporter) -> str:
+    tiers = segments(settings, reporter=reporter)["value_tier"]
+    return f"{int(tiers['customers'].sum()):,} customers in {len(tiers)} value tiers"
 
 
 def _validate(settings: Settings, now: dt.datetime | None) -> str:
@@ -148,7 +154,9 @@ def _exports(settings: Settings) -> str:
     for export in settings.run.exports:
         out = export.path(settings.project_dir)
         done = export_audience(settings, export.audience, export.format, out, market=export.market)
-        written.append(f"{export.audience} ({done.rows:,} rows) to {out}")
+        left_out = f", {done.excluded_no_consent:,} left out without marketing consent" if done.excluded_no_consent \
+            else ""
+        written.append(f"{export.audience} ({done.rows:,} rows{left_out}) to {out}")
     return "; ".join(written)
 
 
