@@ -33,7 +33,6 @@ SCORES = "scores"
 SEGMENTS = "segments"
 
 # -- governance ------------------------------------------------------------------
-API_KEYS = "api_keys"
 ERASURE_LOG = "erasure_log"
 ERASURE_SALT = "erasure_salt"
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from patron.engine import Warehouse
 from patron.errors import AccessDenied, InvalidKey, PatronError
 from patron.governance.security import (
     ROLE_PERMISSIONS,
@@ -18,52 +19,55 @@ from patron.governance.security import (
     revoke_key,
     verify_key,
 )
-from patron.tables import API_KEYS
+from patron.serving.online import EmbeddedStore
 
 
-@pytest.mark.parametrize("engine_name", ["duckdb"], indirect=True)
-def test_a_key_is_stored_hashed_and_verifies_to_its_role(warehouse: Warehouse) -> None:
-    key = create_key(warehouse, "marketer")
+@pytest.fixture
+def keys(tmp_path: Path) -> Iterator[EmbeddedStore]:
+    """Where keys live: the online store (embedded here; tests/serving/online runs every backend)."""
+    with EmbeddedStore(tmp_path / "serving") as store:
+        yield store
+
+
+def test_a_key_is_stored_hashed_and_verifies_to_its_role(keys: EmbeddedStore) -> None:
+    key = create_key(keys, "marketer")
     key_id, secret = parse_key(key)
-    stored = warehouse.to_pandas(warehouse.table(API_KEYS))
+    stored = keys.api_keys()
     assert len(stored) == 1
-    row = stored.iloc[0]
+    row = stored[0]
     assert row["key_id"] == key_id and row["role"] == "marketer" and not row["revoked"]
-    assert secret not in "".join(str(v) for v in row.to_numpy())  # the secret itself is never stored
+    assert secret not in "".join(str(v) for v in row.values())  # the secret itself is never stored
     assert row["key_hash"] == hashlib.sha256(bytes.fromhex(row["salt"]) + secret.encode()).hexdigest()
-    assert verify_key(warehouse, key) == Principal(key_id=key_id, role="marketer")
+    assert verify_key(keys, key) == Principal(key_id=key_id, role="marketer")
 
 
-@pytest.mark.parametrize("engine_name", ["duckdb"], indirect=True)
-def test_keys_are_random_and_salted(warehouse: Warehouse) -> None:
-    keys = [create_key(warehouse, "store") for _ in range(3)]
-    assert len(set(keys)) == 3
-    stored = warehouse.to_pandas(warehouse.table(API_KEYS))
-    assert stored["salt"].nunique() == 3 and stored["key_hash"].nunique() == 3
-    assert [k["role"] for k in list_keys(warehouse)] == ["store"] * 3
-    assert "key_hash" not in list_keys(warehouse)[0]
+def test_keys_are_random_and_salted(keys: EmbeddedStore) -> None:
+    made = [create_key(keys, "store") for _ in range(3)]
+    assert len(set(made)) == 3
+    stored = keys.api_keys()
+    assert len({r["salt"] for r in stored}) == 3 and len({r["key_hash"] for r in stored}) == 3
+    assert [k["role"] for k in list_keys(keys)] == ["store"] * 3
+    assert "key_hash" not in list_keys(keys)[0]
 
 
-@pytest.mark.parametrize("engine_name", ["duckdb"], indirect=True)
-def test_wrong_unknown_malformed_and_revoked_keys_are_refused(warehouse: Warehouse) -> None:
-    key = create_key(warehouse, "admin")
+def test_wrong_unknown_malformed_and_revoked_keys_are_refused(keys: EmbeddedStore) -> None:
+    key = create_key(keys, "admin")
     key_id, secret = parse_key(key)
     tampered = f"ptk_{key_id}_{'A' * 43}"
     unknown = f"ptk_{'0' * 12}_{secret}"
     for bad in (tampered, unknown, "", "ptk_short", key + "x", key.replace("ptk_", "pk_")):
         with pytest.raises(InvalidKey):
-            verify_key(warehouse, bad)
-    assert revoke_key(warehouse, key_id)
-    assert not revoke_key(warehouse, "ffffffffffff")
+            verify_key(keys, bad)
+    assert revoke_key(keys, key_id)
+    assert not revoke_key(keys, "ffffffffffff")
     with pytest.raises(InvalidKey, match="revoked"):
-        verify_key(warehouse, key)
+        verify_key(keys, key)
 
 
-@pytest.mark.parametrize("engine_name", ["duckdb"], indirect=True)
-def test_an_unknown_role_cannot_get_a_key(warehouse: Warehouse) -> None:
+def test_an_unknown_role_cannot_get_a_key(keys: EmbeddedStore) -> None:
     with pytest.raises(PatronError, match="unknown role"):
-        create_key(warehouse, "superuser")
-    assert not warehouse.has_table(API_KEYS)
+        create_key(keys, "superuser")
+    assert keys.api_keys() == []
 
 
 def test_the_role_matrix() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from patron.insights.customer_view import channel_totals, customer_view, latest_orders
-from patron.service.store.base import CustomerRows
+from patron.serving.reader import CustomerDoc
 
 
 def at(day: int) -> dt.datetime:
@@ -37,13 +37,13 @@ def test_channel_totals_count_every_order_and_sum_the_known_amounts() -> None:
 
 
 def test_the_view_takes_tier_and_segments_from_the_segments_row() -> None:
-    rows = CustomerRows(segments={"value_tier": "top_1", "rfm_segment": "champions", "lifecycle_stage": None,
+    rows = CustomerDoc(segments={"value_tier": "top_1", "rfm_segment": "champions", "lifecycle_stage": None,
                           "strategy_cell": "grow"}, orders=ORDERS, personal=[{"source": "web"}])
     view = customer_view("C1", rows, personal=False)
     assert view["tier"] == "top_1" and view["segments"] == ["top_1", "champions", "grow"]
     assert view["channels"] == channel_totals(ORDERS) and view["orders"] == latest_orders(ORDERS)
     assert "personal" not in view
     assert customer_view("C1", rows, personal=True)["personal"] == [{"source": "web"}]
-    assert customer_view("C1", CustomerRows(), personal=True)["personal"] == []  # allowed, but none read
-    empty = customer_view("C2", CustomerRows(), personal=False)
+    assert customer_view("C1", CustomerDoc(), personal=True)["personal"] == []  # allowed, but none read
+    empty = customer_view("C2", CustomerDoc(), personal=False)
     assert empty["tier"] is None and empty["segments"] == [] and empty["channels"] == []

@@ -67,7 +67,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_steps_chosen_by_name_or_start() -> None:
     assert chosen_steps() == pipeline.STEPS
     assert chosen_steps(["score", "fit"]) == ("fit", "score")
-    assert chosen_steps(start="segments") == ("segments", "exports")
+    assert chosen_steps(start="segments") == ("segments", "exports", "publish")
     with pytest.raises(ConfigError, match="not both"):
         chosen_steps(["fit"], "score")
     with pytest.raises(ConfigError, match=r"unknown step\(s\) scroe; the steps are ingest"):

@@ -1,8 +1,9 @@
-"""API keys of every role over a copy of the scored retailer (``scored_project``, tests/conftest.py)."""
+"""API keys of every role over a published copy of the scored retailer (``scored_project``, tests/conftest.py)."""
 
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -11,10 +12,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from patron.config import Settings
-from patron.engine import DuckDBWarehouse, connect
+from patron import pipeline
+from patron.config import ServeSettings, Settings
+from patron.engine import DuckDBWarehouse
 from patron.governance.security import ROLES, create_key
 from patron.service.app import create_app
+from patron.serving.online import open_online_store
 
 
 @dataclass
@@ -28,12 +31,16 @@ class Service:
         return {"X-API-Key": self.keys[role]}
 
 
-def make_service(scored_project: Path, folder: Path) -> Service:
+def make_service(scored_project: Path, folder: Path, *, online: str = "embedded", redis_url: str = "") -> Service:
+    """A copy of the scored warehouse, published to the serving layer, with a key per role in the online store."""
     folder.mkdir(parents=True, exist_ok=True)
-    settings = replace(Settings(project_dir=folder, engine="duckdb"))
+    serve = ServeSettings(online_store=online, redis_url=redis_url or ServeSettings.redis_url,
+                          redis_prefix=f"patron-test-{uuid.uuid4().hex[:8]}", reload_seconds=0.2)
+    settings = replace(Settings(project_dir=folder, engine="duckdb"), serve=serve)
     shutil.copy(scored_project, settings.warehouse_path)
-    with connect(settings) as warehouse:
-        keys = {role: create_key(warehouse, role) for role in ROLES}
+    pipeline.publish(settings)
+    with open_online_store(settings) as store:
+        keys = {role: create_key(store, role) for role in ROLES}
     return Service(settings, keys)
 
 

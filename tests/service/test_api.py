@@ -18,6 +18,7 @@ from patron.engine import connect
 from patron.governance.security import ROLES, parse_key, revoke_key
 from patron.service.app import create_app
 from patron.service.routers.audiences import page
+from patron.serving.online import open_online_store
 from patron.transforms.seasonality import stored_seasonality
 from tests.service.conftest import Service, make_service
 
@@ -35,9 +36,9 @@ ALLOWED = {
 
 
 @pytest.fixture(scope="module")
-def customer(client: TestClient) -> dict[str, Any]:
+def customer(service: Service) -> dict[str, Any]:
     """A repeat buyer with scores and a source record carrying an e-mail and a phone."""
-    with client.app.state.service.use() as warehouse:
+    with connect(service.settings) as warehouse:
         rfm, identity, customers = (warehouse.table(n) for n in ("rfm", "identity_map", "customers"))
         known = identity.join(customers.filter(customers.email.notnull(), customers.phone.notnull()),
                               ["source", "customer_id"])
@@ -93,8 +94,8 @@ def test_each_role_gets_exactly_its_endpoints(
 
 def test_a_revoked_key_is_refused(scored_project: Any, tmp_path: Any) -> None:
     own = make_service(scored_project, tmp_path / "revoked")
-    with connect(own.settings) as warehouse:
-        revoke_key(warehouse, parse_key(own.keys["analyst"])[0])
+    with open_online_store(own.settings) as store:
+        revoke_key(store, parse_key(own.keys["analyst"])[0])
     with TestClient(create_app(own.settings)) as client:
         assert client.get("/health", headers=own.headers("analyst")).status_code == 401
         assert client.get("/health", headers=own.headers("marketer")).status_code == 200
@@ -130,7 +131,7 @@ def test_a_customer_view_holds_scores_tier_and_orders_across_channels(
 
 def test_tier_and_segments_come_from_the_segments_table(client: TestClient, service: Service) -> None:
     """The view shows the customer's row of ``segments``: the most valuable is top_1, the least bottom_50."""
-    with client.app.state.service.use() as warehouse:
+    with connect(service.settings) as warehouse:
         segments = warehouse.to_pandas(warehouse.table("segments"))
         scores = warehouse.to_pandas(warehouse.table("scores").select("customer_key", "clv_36m"))
     ranked = scores.sort_values("clv_36m", ascending=False)["customer_key"].tolist()
@@ -188,7 +189,7 @@ def test_score_a_history_equals_scoring_its_summary(client: TestClient, service:
     headers = service.headers("analyst")
     orders = [{"ordered_at": "2024-01-01T09:00:00Z", "revenue": 40.0, "gp2": 10.0},
               {"ordered_at": "2024-01-15T18:00:00+02:00", "revenue": 60.0, "gp2": 30.0}]
-    with client.app.state.service.use() as warehouse:
+    with connect(service.settings) as warehouse:
         clock = stored_seasonality(warehouse)
     assert clock is not None and not clock.is_flat
     history = client.post("/score", json={"orders": orders, "observation_end": "2024-03-11", "market": "DE"},
@@ -208,7 +209,7 @@ def test_score_a_history_equals_scoring_its_summary(client: TestClient, service:
 
 def test_score_a_customers_own_history_gives_their_batch_scores(client: TestClient, service: Service) -> None:
     """A repeat buyer's orders, posted with their market and discounts, score as the batch scored them."""
-    with client.app.state.service.use() as warehouse:
+    with connect(service.settings) as warehouse:
         rfm = warehouse.table("rfm")
         row = warehouse.to_pandas(rfm.filter(rfm.frequency >= 2).order_by("customer_key").limit(1)).iloc[0]
         values = warehouse.table("order_values")
@@ -226,8 +227,7 @@ def test_score_a_customers_own_history_gives_their_batch_scores(client: TestClie
 
 
 def test_paging_returns_disjoint_pages_in_key_order(client: TestClient, service: Service) -> None:
-    state = client.app.state.service
-    with state.use() as warehouse:
+    with connect(service.settings) as warehouse:
         warehouse.write("test_members", pd.DataFrame({"customer_key": [f"K{i:03d}" for i in range(25)]}))
         members = warehouse.table("test_members")
         pages = [page(warehouse, members, limit=10, offset=o) for o in (0, 10, 20, 30)]

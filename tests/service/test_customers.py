@@ -1,4 +1,4 @@
-"""GET /customers/{key} renders the customer's rows as the insights view, personal records only when allowed."""
+"""GET /customers/{key} renders the customer's document as the insights view, personal records only when allowed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 from patron.insights.customer_view import customer_view
 from patron.service.schemas import CustomerView
-from patron.service.store.base import CustomerRows
+from patron.serving.reader import CustomerDoc
 
 ORDERS = [
     {"order_id": "B", "ordered_at": dt.datetime(2025, 1, 3, 12, tzinfo=dt.UTC), "channel": "store",
@@ -16,14 +16,8 @@ ORDERS = [
 ]
 
 
-def test_a_customer_exists_with_any_row() -> None:
-    assert CustomerRows().exists() is False
-    assert CustomerRows(orders=ORDERS[:1]).exists() is True
-    assert CustomerRows(rfm={"frequency": 0}).exists() is True and CustomerRows(scores={}).exists() is True
-
-
 def test_the_store_rows_render_as_the_endpoint_schema() -> None:
-    rows = CustomerRows(segments={"value_tier": "top_1"}, orders=ORDERS, personal=[{"source": "web"}])
+    rows = CustomerDoc(segments={"value_tier": "top_1"}, orders=ORDERS, personal=[{"source": "web"}])
     for personal in (False, True):
         body = CustomerView.model_validate(customer_view("C1", rows, personal=personal)).model_dump(mode="json")
         assert body["tier"] == "top_1" and [c["channel"] for c in body["channels"]] == ["store", None]

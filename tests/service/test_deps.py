@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from patron.engine import connect
 from patron.errors import InvalidKey
 from patron.governance.security import StoredKey, parse_key, revoke_key, stored_keys
 from patron.service.app import create_app
 from patron.service.deps import KEY_CACHE_TTL_S, KeyCache
+from patron.serving.online import open_online_store
 from tests.service.conftest import make_service
 
 
@@ -37,9 +37,8 @@ def test_keys_are_read_once_per_ttl_and_revocation_shows_after_it(scored_project
         loads = state.keys.loads
         for _ in range(5):
             assert client.get("/health", headers=headers).status_code == 200
-        assert state.keys.loads == loads  # no read of api_keys per request
-        with state.use() as warehouse:
-            revoke_key(warehouse, parse_key(own.keys["analyst"])[0])
+        assert state.keys.loads == loads  # no read of the key rows per request
+        revoke_key(state.store, parse_key(own.keys["analyst"])[0])
         clock.now += KEY_CACHE_TTL_S / 2
         assert client.get("/health", headers=headers).status_code == 200  # within the TTL: the cached row
         clock.now += KEY_CACHE_TTL_S
@@ -63,10 +62,10 @@ def test_a_malformed_key_is_refused_without_reading_the_keys() -> None:
     assert cache.loads == 1
 
 
-def test_the_cache_verifies_as_the_warehouse_does(scored_project: Path, tmp_path: Path) -> None:
+def test_the_cache_verifies_as_the_online_store_does(scored_project: Path, tmp_path: Path) -> None:
     own = make_service(scored_project, tmp_path / "same")
-    with connect(own.settings) as warehouse:
-        stored = stored_keys(warehouse)
+    with open_online_store(own.settings) as store:
+        stored = stored_keys(store)
     cache = KeyCache(lambda: stored)
     assert {cache.principal(key).role for key in own.keys.values()} == set(own.keys)
     assert [r.key_id for r in stored if r.role == "admin"] == [parse_key(own.keys["admin"])[0]]

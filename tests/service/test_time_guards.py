@@ -16,6 +16,7 @@ from patron.engine import connect
 from patron.errors import Unprocessable
 from patron.scoring.live import refuse_future
 from patron.service.app import create_app
+from patron.serving.online import open_online_store
 from patron.transforms.observation import not_after_today, observation_end
 from tests.service.conftest import Service, make_service
 
@@ -57,14 +58,14 @@ def guarded(scored_project: Path, tmp_path_factory: pytest.TempPathFactory) -> S
 def test_events_from_the_future_are_refused(guarded: Service) -> None:
     headers = guarded.headers("admin")
     with TestClient(create_app(guarded.settings)) as client:
-        with client.app.state.service.use() as warehouse:
+        with connect(guarded.settings) as warehouse:
             key = str(warehouse.to_pandas(warehouse.table("rfm").limit(1)).customer_key.iloc[0])
-        end_before = client.app.state.service.store.observation_end(guarded.settings)
+        end_before = client.app.state.service.version().observation_end
         refused = client.post("/events", headers=headers, json={
             "order_id": "FUT-1", "customer_key": key, "ordered_at": "2031-01-01T00:00:00Z", "revenue": 10.0,
             "gp2": 4.0})
         assert refused.status_code == 422 and refused.json()["detail"].startswith("ordered_at: 2031-01-01")
-        assert client.app.state.service.store.observation_end(guarded.settings) == end_before
+        assert client.app.state.service.version().observation_end == end_before
         scored = client.post("/score", headers=headers, json={"orders": [
             {"ordered_at": "2025-01-01T00:00:00Z", "revenue": 10.0},
             {"ordered_at": "2031-01-01T00:00:00Z", "revenue": 10.0}]})
@@ -78,6 +79,5 @@ def test_events_from_the_future_are_refused(guarded: Service) -> None:
             "order_id": "SOON-1", "customer_key": key, "ordered_at": soon, "revenue": 10.0, "gp2": 4.0})
         assert accepted.status_code == 201, accepted.text
         assert dt.date.fromisoformat(accepted.json()["observation_end"]) <= dt.datetime.now(dt.UTC).date()
-    with connect(guarded.settings) as warehouse:
-        events = warehouse.table("order_events")
-        assert warehouse.count(events.filter(events.order_id == "FUT-1")) == 0
+    with open_online_store(guarded.settings) as store:
+        assert not store.has_event("FUT-1") and store.has_event("SOON-1")

@@ -23,7 +23,7 @@ app = typer.Typer(
 for _command in (
     data.init, data.generate, data.ingest, data.validate, data.resolve, data.rfm, data.features,
     models.backtest, models.fit, models.score, activation.segments, run.run,
-    data.erase, service.serve, data.export, demo.demo,
+    service.publish, data.erase, service.serve, data.export, demo.demo,
 ):
     app.command()(_command)
 app.add_typer(activation.audiences_app, name="audiences")

@@ -22,7 +22,7 @@ def run(
     project: ProjectOption = None,  # type: ignore[assignment]
 ) -> None:
     """Run the pipeline from patron.toml: ingest, validate, resolve, summarise, features, backtest when due,
-    fit, score, segments and the audience files of run.exports. Exits 1 on a blocking data-quality failure."""
+    fit, score, segments, the audience files of run.exports and publish. Exits 1 on a blocking data-quality failure."""
     with errors():
         settings = load_settings(project_dir(project))
         chosen = [s.strip() for s in steps.split(",") if s.strip()] if steps else None

@@ -16,6 +16,7 @@ from patron.config.settings import (
     CONFIG_NAME,
     ENGINES,
     EXPORT_FORMATS,
+    ONLINE_STORES,
     SEASONALITY_MODES,
     TIME_UNITS,
     IdentitySettings,
@@ -25,6 +26,7 @@ from patron.config.settings import (
     RunSettings,
     ScheduledExport,
     SegmentSettings,
+    ServeSettings,
     Settings,
     SparkSettings,
 )
@@ -103,7 +105,27 @@ def parse_settings(data: dict[str, Any], project_dir: Path) -> Settings:
         privacy=_privacy(_section(data, "privacy")),
         sources=_sources(data.get("sources", [])),
         run=run,
+        serve=_serve(_section(data, "serve")),
     )
+
+
+def _serve(values: dict[str, Any]) -> ServeSettings:
+    """``[serve]``: the online store and the service's limits."""
+    serve = _build(ServeSettings, values, "serve")
+    if serve.online_store not in ONLINE_STORES:
+        raise ConfigError(f"{CONFIG_NAME}: [serve] online_store must be one of {ONLINE_STORES}, "
+                          f"not {serve.online_store!r}")
+    for name in ("keep", "workers", "max_body_bytes"):
+        value = getattr(serve, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{CONFIG_NAME}: [serve] {name} must be a whole number, 1 or more")
+    for name in ("reload_seconds", "rate_per_second"):
+        value = getattr(serve, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{CONFIG_NAME}: [serve] {name} must be a number, 0 or more")
+    if isinstance(serve.rate_burst, bool) or not isinstance(serve.rate_burst, int) or serve.rate_burst < 0:
+        raise ConfigError(f"{CONFIG_NAME}: [serve] rate_burst must be a whole number, 0 or more")
+    return serve
 
 
 def _run(values: dict[str, Any]) -> RunSettings:

@@ -213,6 +213,25 @@ class RunSettings:
     exports: tuple[ScheduledExport, ...] = ()
 
 
+ONLINE_STORES = ("embedded", "redis")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """``[serve]``: the serving layer ``patron publish`` writes and ``patron serve`` reads."""
+
+    online_store: str = "embedded"  # "embedded" (SQLite files in the serving folder) or "redis"
+    redis_url: str = "redis://127.0.0.1:6379/0"  # the Redis server, with online_store = "redis"
+    redis_prefix: str = "patron"  # the keys' prefix, so several projects can share one server
+    dir: str = "serving"  # the serving folder, relative to the project folder
+    keep: int = 3  # serving versions kept by a publish (the newest; readers of older ones finish first)
+    reload_seconds: float = 1.0  # how often the service looks for a new version
+    max_body_bytes: int = 1_048_576  # larger request bodies get 413 unread
+    rate_per_second: float = 0.0  # requests per second per API key (0: no limit); over it 429
+    rate_burst: int = 0  # requests a key may send at once above the rate (0: one second's worth)
+    workers: int = 1  # uvicorn worker processes of `patron serve` (--workers overrides)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything ``patron.toml`` says, with the project folder it came from."""
@@ -230,11 +249,17 @@ class Settings:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     sources: tuple[SourceMapping, ...] = ()
     run: RunSettings = field(default_factory=RunSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
     @property
     def warehouse_path(self) -> Path:
         """The DuckDB warehouse file, in the project folder."""
         return self.project_dir / self.duckdb_path
+
+    @property
+    def serving_dir(self) -> Path:
+        """The serving folder: published versions, the pointer to the current one, the embedded online store."""
+        return self.project_dir / self.serve.dir
 
     @property
     def spark_warehouse_dir(self) -> Path:

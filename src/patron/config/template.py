@@ -83,6 +83,14 @@ backtest_every_days = 30     # run the backtest when the latest is older than th
 # out = "exports/winback_high_value.csv"   # relative to this folder
 # market = "DE"                # optional: one market only
 
+[serve]
+online_store = "embedded"    # "embedded" (SQLite files in the serving folder, no server) or "redis"
+# redis_url = "redis://127.0.0.1:6379/0"   # with online_store = "redis"; several service replicas share it
+dir = "serving"              # published serving versions (patron publish), relative to this folder
+keep = 3                     # serving versions a publish keeps
+max_body_bytes = 1048576     # larger request bodies get 413 unread
+rate_per_second = 0          # requests per second per API key, 0: no limit (over it: 429)
+
 # Sources: map your own exports to the data contract, without code (see docs/mapping.md).
 # `patron ingest` with no path loads every source; `patron init --from FILE` proposes one.
 # [[sources]]

@@ -7,6 +7,8 @@ or Databricks) and returns the subclass that fills the engine's hooks.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ibis
 
 from patron.config import Settings
@@ -15,7 +17,8 @@ from patron.engine.duckdb import DuckDBWarehouse, storage_files
 from patron.errors import EngineError
 
 __all__ = [
-    "DuckDBWarehouse", "TableLike", "Warehouse", "check_table_name", "connect", "patron_types", "reset_storage",
+    "DuckDBWarehouse", "TableLike", "Warehouse", "check_table_name", "connect", "parquet_snapshot", "patron_types",
+    "reset_storage",
 ]
 
 
@@ -39,6 +42,20 @@ def connect(settings: Settings) -> Warehouse:
         spark_timestamps_are_instants()
         return SparkWarehouse(ibis.pyspark.connect(session), settings)
     raise EngineError(f"unknown engine {settings.engine!r}")
+
+
+def parquet_snapshot(settings: Settings, files: dict[str, Path]) -> DuckDBWarehouse:
+    """A read-only warehouse in memory whose tables are views over Parquet ``files`` (name -> path).
+
+    The service reads a published serving version through it: the same expressions as the
+    batch, on DuckDB, whatever engine wrote the files.
+    """
+    con = ibis.duckdb.connect()
+    for name, path in files.items():
+        check_table_name(name)
+        location = str(path).replace("'", "''")
+        con.con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet(\'{location}\')')
+    return DuckDBWarehouse(con, settings)
 
 
 def reset_storage(settings: Settings) -> None:

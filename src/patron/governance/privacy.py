@@ -23,7 +23,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.types as ir
@@ -71,6 +71,7 @@ class ErasureResult:
     identifiers_logged: int
     erased_at: dt.datetime
     tables: dict[str, TableErasure] = field(default_factory=dict)
+    serving: Any = None  # what left the serving layer (``patron.serving.erase.ServingErasure``), set by the pipeline
 
 
 @dataclass

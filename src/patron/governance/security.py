@@ -2,12 +2,12 @@
 
 A key is ``ptk_<key id>_<secret>``: the key id (12 hex digits) finds the key's row, the
 secret (43 URL-safe characters, 256 random bits) proves it. The key is shown once, by
-:func:`create_key`; the warehouse keeps only a salted SHA-256 of the secret in table
-``api_keys``. A slow password hash (scrypt, bcrypt) protects low-entropy passwords
+:func:`create_key`; the online store (:class:`KeyStore`, ``[serve]``) keeps only a salted
+SHA-256 of the secret. A slow password hash (scrypt, bcrypt) protects low-entropy passwords
 against guessing; a 256-bit random secret cannot be guessed, so one salted hash is
 enough and keeps each request's check to microseconds.
 
-Table ``api_keys``:
+A key's row:
 
 ==========  ================================================================
 key_id      12 hex digits, the public part of the key
@@ -31,29 +31,13 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, Protocol
 
-import ibis
-import pyarrow as pa
-
-from patron.engine import Warehouse
 from patron.errors import AccessDenied, InvalidKey, PatronError
-from patron.tables import API_KEYS
 
 KEY_PREFIX = "ptk"
 KEY_ID_PATTERN = r"^[0-9a-f]{12}$"
 _KEY = re.compile(r"^ptk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
-
-API_KEYS_SCHEMA = pa.schema(
-    [
-        ("key_id", pa.string()),
-        ("salt", pa.string()),
-        ("key_hash", pa.string()),
-        ("role", pa.string()),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-        ("revoked", pa.bool_()),
-    ]
-)
-
 
 class Permission(StrEnum):
     """What a role may do; each endpoint requires one."""
@@ -100,8 +84,19 @@ def _digest(salt: str, secret: str) -> str:
     return hashlib.sha256(bytes.fromhex(salt) + secret.encode("ascii")).hexdigest()
 
 
-def create_key(warehouse: Warehouse, role: str) -> str:
-    """Create an API key for ``role``, store its salted hash, and return the key (shown once).
+class KeyStore(Protocol):
+    """Where API key rows live: the online store (:class:`patron.serving.online.OnlineStore`), which the service
+    reads and batch commands may write while it runs."""
+
+    def api_keys(self) -> list[dict[str, Any]]: ...
+
+    def add_api_key(self, row: dict[str, Any]) -> None: ...
+
+    def revoke_api_key(self, key_id: str) -> bool: ...
+
+
+def create_key(keys: KeyStore, role: str) -> str:
+    """Create an API key for ``role``, store its salted hash in ``keys``, and return the key (shown once).
 
     Raises
     ------
@@ -111,9 +106,8 @@ def create_key(warehouse: Warehouse, role: str) -> str:
     if role not in ROLE_PERMISSIONS:
         raise PatronError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_hex(16)
-    row = {"key_id": key_id, "salt": salt, "key_hash": _digest(salt, secret), "role": role,
-           "created_at": dt.datetime.now(dt.UTC), "revoked": False}
-    warehouse.write(API_KEYS, pa.Table.from_pylist([row], schema=API_KEYS_SCHEMA), mode="append")
+    keys.add_api_key({"key_id": key_id, "salt": salt, "key_hash": _digest(salt, secret), "role": role,
+                      "created_at": dt.datetime.now(dt.UTC), "revoked": False})
     return f"{KEY_PREFIX}_{key_id}_{secret}"
 
 
@@ -136,16 +130,11 @@ class StoredKey:
     revoked: bool
 
 
-def stored_keys(warehouse: Warehouse, key_id: str | None = None) -> list[StoredKey]:
-    """The rows of ``api_keys`` (only key ``key_id``'s when given); none without the table."""
-    if not warehouse.has_table(API_KEYS):
-        return []
-    keys = warehouse.table(API_KEYS)
-    if key_id is not None:
-        keys = keys.filter(keys.key_id == key_id)
-    rows = warehouse.to_pandas(keys.select("key_id", "salt", "key_hash", "role", "revoked"))
-    return [StoredKey(key_id=str(r.key_id), salt=str(r.salt), key_hash=str(r.key_hash), role=str(r.role),
-                      revoked=bool(r.revoked)) for r in rows.itertuples(index=False)]
+def stored_keys(keys: KeyStore, key_id: str | None = None) -> list[StoredKey]:
+    """The key rows of ``keys`` (only key ``key_id``'s when given)."""
+    return [StoredKey(key_id=str(r["key_id"]), salt=str(r["salt"]), key_hash=str(r["key_hash"]),
+                      role=str(r["role"]), revoked=bool(r["revoked"]))
+            for r in keys.api_keys() if key_id is None or r["key_id"] == key_id]
 
 
 def match_key(key: str, stored: Iterable[StoredKey]) -> Principal:
@@ -159,27 +148,17 @@ def match_key(key: str, stored: Iterable[StoredKey]) -> Principal:
     raise InvalidKey("unknown API key")
 
 
-def verify_key(warehouse: Warehouse, key: str) -> Principal:
+def verify_key(keys: KeyStore, key: str) -> Principal:
     """The caller ``key`` identifies; :class:`InvalidKey` when it is malformed, unknown or revoked."""
     key_id, _ = parse_key(key)
-    return match_key(key, stored_keys(warehouse, key_id))
+    return match_key(key, stored_keys(keys, key_id))
 
 
-def revoke_key(warehouse: Warehouse, key_id: str) -> bool:
+def revoke_key(keys: KeyStore, key_id: str) -> bool:
     """Revoke the key ``key_id`` (the 12 hex digits after ``ptk_``); False when there is none."""
-    if not warehouse.has_table(API_KEYS):
-        return False
-    keys = warehouse.table(API_KEYS)
-    if warehouse.count(keys.filter(keys.key_id == key_id)) == 0:
-        return False
-    updated = keys.mutate(revoked=ibis.ifelse(keys.key_id == key_id, True, keys.revoked))
-    warehouse.write(API_KEYS, updated)
-    return True
+    return keys.revoke_api_key(key_id)
 
 
-def list_keys(warehouse: Warehouse) -> list[dict[str, object]]:
-    """Every key's id, role, creation time and revocation flag (never the hash)."""
-    if not warehouse.has_table(API_KEYS):
-        return []
-    keys = warehouse.table(API_KEYS).select("key_id", "role", "created_at", "revoked").order_by("created_at")
-    return warehouse.to_pandas(keys).to_dict("records")
+def list_keys(keys: KeyStore) -> list[dict[str, object]]:
+    """Every key's id, role, creation time and revocation flag (never the hash), oldest first."""
+    return [{name: r[name] for name in ("key_id", "role", "created_at", "revoked")} for r in keys.api_keys()]

@@ -53,6 +53,7 @@ from patron.pipeline.project import (
     open_warehouse,
     revoke_api_key,
 )
+from patron.pipeline.publishing import publish
 from patron.pipeline.run import STEPS, RunResult, StepOutcome, run
 
 __all__ = [
@@ -84,6 +85,7 @@ __all__ = [
     "init_project",
     "monthly_activity",
     "open_warehouse",
+    "publish",
     "require_quality",
     "reset_warehouse",
     "resolve",

@@ -11,6 +11,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,8 @@ from patron.config import Settings
 from patron.errors import PatronError
 from patron.governance.privacy import ErasureResult, erase_customers
 from patron.pipeline.project import Reporter, open_warehouse
+from patron.serving.erase import erase_from_serving
+from patron.serving.online import open_online_store
 from patron.tables import CAR, SEGMENTS
 
 
@@ -106,6 +109,10 @@ def export_table(settings: Settings, table: str, out: Path) -> int:
 
 def erase(settings: Settings, customer_keys: Sequence[str] = (), *, reason: str,
           records: Sequence[tuple[str, str]] = ()) -> ErasureResult:
-    """GDPR erasure of persons everywhere in the warehouse (see ``patron.governance.privacy``)."""
+    """GDPR erasure of persons everywhere: the warehouse (see ``patron.governance.privacy``), then every kept serving
+    version and the online store (``patron.serving.erase``); works while ``patron serve`` runs."""
     with open_warehouse(settings) as warehouse:
-        return erase_customers(warehouse, customer_keys, records=records, reason=reason)
+        result = erase_customers(warehouse, customer_keys, records=records, reason=reason)
+    with open_online_store(settings) as store:
+        served = erase_from_serving(settings.serving_dir, store, result.customer_keys)
+    return replace(result, serving=served)

@@ -20,6 +20,8 @@ from patron.contract import CONTRACT
 from patron.engine import Warehouse
 from patron.errors import PatronError, QualityError
 from patron.pipeline.project import Reporter, open_warehouse
+from patron.serving.events import take_events
+from patron.serving.online import open_online_store
 from patron.tables import IDENTITY_MAP, ORDER_EVENTS, ORDER_KEYS, ORDER_VALUES, RFM, RFM_HISTOGRAM, SEASONALITY
 from patron.transforms.days import end_of_day, utc_timestamp_literal
 from patron.transforms.events import event_order_values
@@ -215,6 +217,13 @@ class SummaryResult:
     stats: dict[str, float] = field(default_factory=dict)
 
 
+def take_logged_events(warehouse: Warehouse, settings: Settings) -> int:
+    """Append the orders posted to the service since the last run (the online store's event log) to
+    ``order_events``, each exactly once; returns how many."""
+    with open_online_store(settings) as store:
+        return take_events(warehouse, store)
+
+
 def summarise(settings: Settings, *, observation_end: dt.date | None = None,
               reporter: Reporter | None = None) -> SummaryResult:
     """Order values in the reporting currency, then the RFM summary and its histogram.
@@ -226,6 +235,9 @@ def summarise(settings: Settings, *, observation_end: dt.date | None = None,
     reporter = reporter or Reporter()
     unit_days = settings.model.unit_days
     with open_warehouse(settings) as warehouse, reporter.task("Summarising", total=3) as advance:
+        taken = take_logged_events(warehouse, settings)
+        if taken:
+            reporter.note(f"took {taken:,} order(s) posted to the service since the last run from its event log")
         tables, _ = input_tables(warehouse, ("orders", "order_lines", "returns", "order_costs", "fx_rates"),
                                  reporter)
         times = tables["orders"].select("ordered_at")

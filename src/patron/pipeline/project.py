@@ -14,6 +14,7 @@ from pathlib import Path
 from patron.config import Settings, load_settings, write_default_config
 from patron.engine import Warehouse, connect
 from patron.governance.security import create_key, list_keys, revoke_key
+from patron.serving.online import open_online_store
 from patron.transforms.propose import propose_source
 
 
@@ -78,17 +79,17 @@ def init_project(project_dir: Path, *, engine: str = "duckdb", from_file: Path |
 # -- API keys -------------------------------------------------------------------------
 def create_api_key(settings: Settings, role: str) -> str:
     """A new API key for ``role``; only its salted hash is stored."""
-    with open_warehouse(settings) as warehouse:
-        return create_key(warehouse, role)
+    with open_online_store(settings) as store:
+        return create_key(store, role)
 
 
 def api_keys(settings: Settings) -> list[dict[str, object]]:
     """Every API key's id, role, creation time and revocation flag (never the hash)."""
-    with open_warehouse(settings) as warehouse:
-        return list_keys(warehouse)
+    with open_online_store(settings) as store:
+        return list_keys(store)
 
 
 def revoke_api_key(settings: Settings, key_id: str) -> bool:
     """Revoke key ``key_id``; False when there is no such key."""
-    with open_warehouse(settings) as warehouse:
-        return revoke_key(warehouse, key_id)
+    with open_online_store(settings) as store:
+        return revoke_key(store, key_id)

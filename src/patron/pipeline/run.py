@@ -2,9 +2,10 @@
 
 ingest (every ``[[sources]]`` entry; files already ingested are skipped by content hash),
 validate (a blocking failure stops the run), resolve, summarise, features, backtest (when the
-latest is older than ``[run] backtest_every_days``), fit, score, segments and the audience files
-of ``[[run.exports]]``. Safe to schedule daily: a lock file in the project folder keeps a second
-run from starting while one works, and names the one that holds it.
+latest is older than ``[run] backtest_every_days``), fit, score, segments, the audience files
+of ``[[run.exports]]`` and publish (a new serving version, which a running service picks up).
+Safe to schedule daily: a lock file in the project folder keeps a second run from starting
+while one works, and names the one that holds it.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from patron.pipeline.activation import export_audience, segments
 from patron.pipeline.data import ingest, require_quality, resolve, summarise, validate
 from patron.pipeline.modelling import backtest, features, fit, score
 from patron.pipeline.project import Reporter, open_warehouse
+from patron.pipeline.publishing import publish
 
 #: The steps of a run, in the order they run.
 STEPS = ("ingest", "validate", "resolve", "summarise", "features", "backtest", "fit", "score", "segments",
-         "exports")
+         "exports", "publish")
 LOCK_NAME = "patron-run.lock"
 
 
@@ -90,6 +92,7 @@ def run(settings: Settings, *, steps: Sequence[str] | None = None, start: str | 
         "score": lambda: f"{score(settings, reporter=reporter).result.customers:,} customers",
         "segments": lambda: _segments(settings, reporter),
         "exports": lambda: _exports(settings),
+        "publish": lambda: _publish(settings, reporter),
     }
     result = RunResult()
     with run_lock(settings, todo, now=now):
@@ -145,6 +148,12 @@ def _backtest(settings: Settings, reporter: Reporter, now: dt.datetime | None) -
                     f"[run] backtest_every_days = {every}")
     made = backtest(settings, reporter=reporter)
     return f"champion {made.result.champion}"
+
+
+def _publish(settings: Settings, reporter: Reporter) -> str:
+    result = publish(settings, reporter=reporter)
+    pruned = f", {len(result.pruned)} pruned" if result.pruned else ""
+    return f"version {result.manifest.version}, {result.manifest.customers:,} customers{pruned}"
 
 
 def _exports(settings: Settings) -> str:

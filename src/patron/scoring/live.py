@@ -185,8 +185,9 @@ def history_table(orders: list[dict[str, Any]], settings: Settings, end: dt.date
                   clock: Seasonality | None = None, market: str | None = None) -> ir.Table:
     """The ``rfm`` row of a posted order history (customer key ``posted``).
 
-    With a seasonal ``clock`` the history is summarised on it, in ``market`` (default the
-    all-market pattern), as the batch summarises its customers. When any order states its
+    With a seasonal ``clock`` the history is summarised on it, as the batch summarises its
+    customers: each order in its own ``country`` when it names one, else in ``market``
+    (default the all-market pattern). When any order states its
     ``discount``, the summary carries the discount share the kept-margin model reads.
     """
     country = market if market is not None else POOLED
@@ -196,7 +197,7 @@ def history_table(orders: list[dict[str, Any]], settings: Settings, end: dt.date
         revenue = float(o["revenue"])
         row = {"customer_key": "posted", "ordered_at": utc_timestamp(o["ordered_at"]).to_pydatetime(),
                "revenue": revenue, "gp2": float(o["gp2"] if o.get("gp2") is not None else revenue),
-               "country": country}
+               "country": o.get("country") or country}
         if discounts:
             row["discount"] = float(o.get("discount") or 0.0)
             gross = o.get("gross_revenue")

@@ -1,14 +1,13 @@
-"""Dependencies of the service's endpoints: settings, the warehouse, the caller and its permission.
+"""Dependencies of the service's endpoints: settings, the serving layer, the caller and its permission.
 
-The service holds one warehouse connection for its life (DuckDB allows one writer
-process). FastAPI runs plain ``def`` endpoints on a thread pool, and the connection must
-not run two queries at once, so every use of it goes through :meth:`ServiceState.use`,
-which holds a lock; on DuckDB the store's point reads run on a cursor per thread instead
-(:mod:`patron.service.store.duckdb`).
+The service reads only the serving layer: the online store (documents, event log, API
+keys) and the current serving version (:class:`patron.serving.reader.ServingReader`,
+reloaded within ``[serve] reload_seconds`` of a publish). It never opens the warehouse,
+so every batch command runs while it serves.
 
-API keys are checked against the ``api_keys`` rows held in the process
-(:class:`KeyCache`), read again when older than :data:`KEY_CACHE_TTL_S` seconds: a key
-revoked in the warehouse is refused within that time, and a request costs no query.
+API keys are checked against the key rows held in the process (:class:`KeyCache`), read
+again from the online store when older than :data:`KEY_CACHE_TTL_S` seconds: a key revoked
+elsewhere (``patron keys revoke``, another worker) is refused within that time.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -24,24 +22,23 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from patron.config import Settings
-from patron.engine import Warehouse
-from patron.errors import InvalidKey, NotConfigured
+from patron.errors import InvalidKey
 from patron.governance.security import Permission, Principal, StoredKey, match_key, parse_key
-from patron.scoring.model_store import FittedValueModels
-from patron.service.store.base import ServiceStore
+from patron.serving.online import OnlineStore
+from patron.serving.reader import ServingReader, ServingVersion
 
 API_KEY_HEADER = "X-API-Key"
-#: Seconds the service trusts its copy of ``api_keys``: a revoked key works at most this long.
+#: Seconds the service trusts its copy of the key rows: a revoked key works at most this long.
 KEY_CACHE_TTL_S = 5.0
 _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
                         description="An API key from `patron keys create --role ROLE`.")
 
 
 class KeyCache:
-    """The ``api_keys`` rows held in the process, read again once older than ``ttl_s`` seconds.
+    """The key rows held in the process, read again once older than ``ttl_s`` seconds.
 
     Each request's key is still checked against its salted hash (microseconds); only the
-    read of the table is saved. ``load`` reads the rows; ``clock`` is injectable for tests.
+    read of the rows is saved. ``load`` reads the rows; ``clock`` is injectable for tests.
     """
 
     def __init__(self, load: Callable[[], list[StoredKey]], *, ttl_s: float = KEY_CACHE_TTL_S,
@@ -79,20 +76,13 @@ class ServiceState:
     """What the service holds from start-up to shutdown."""
 
     settings: Settings
-    warehouse: Warehouse
-    models: FittedValueModels | None
-    store: ServiceStore
+    store: OnlineStore
+    reader: ServingReader
     keys: KeyCache
 
-    def use(self) -> AbstractContextManager[Warehouse]:
-        """The warehouse, for this thread alone while the block runs."""
-        return self.store.use()
-
-    def champion(self) -> FittedValueModels:
-        """The champion models loaded at start-up; 503 when the warehouse had none."""
-        if self.models is None:
-            raise NotConfigured("no fitted models in the warehouse: run `patron fit` and restart the service")
-        return self.models
+    def version(self) -> ServingVersion:
+        """The current serving version; 503 with the reason when none can be opened."""
+        return self.reader.current()
 
 
 def get_settings(request: Request) -> Settings:
@@ -106,10 +96,15 @@ def get_state(request: Request) -> ServiceState:
 
 
 def get_principal(
+    request: Request,
     state: Annotated[ServiceState, Depends(get_state)],
     key: Annotated[str | None, Security(_api_key)] = None,
 ) -> Principal:
-    """The caller of the request: 401 without a valid key."""
+    """The caller of the request (checked already by :class:`patron.service.guards.RequestGuard`): 401 without a
+    valid key."""
+    checked = getattr(request.state, "principal", None)
+    if isinstance(checked, Principal):
+        return checked
     if not key:
         raise InvalidKey(f"missing API key: send it in the {API_KEY_HEADER} header")
     return state.keys.principal(key)

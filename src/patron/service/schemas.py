@@ -132,6 +132,7 @@ class ScoreResponse(BaseModel):
 class EventResponse(BaseModel):
     customer_key: str
     order_id: str
+    seq: int = Field(description="The event's place in the event log.")
     observation_end: dt.date
     rfm: dict[str, Any]
     scores: Scores
@@ -192,10 +193,22 @@ class AudiencePage(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    engine: str
+    status: str = Field(description="ok, or degraded when a newer version could not be opened (see problem).")
+    engine: str = Field(description="The engine of the warehouse the version was published from.")
     model_id: str | None
     customers: int
+    version: str = Field(description="The serving version answered from (`patron publish`).")
+    published_at: dt.datetime
+    age_seconds: float = Field(description="Seconds since the version was published.")
+    online_store: str
+    events_logged: int = Field(description="Orders posted to POST /events so far (the event log's last seq).")
+    events_pending: int = Field(description="Logged events the version's data does not hold yet.")
+    problem: str | None = Field(None, description="Why the newest published version is not served, if it is not.")
+
+
+class CustomerMatches(BaseModel):
+    kind: str
+    customer_keys: list[str]
 
 
 class NewKey(Strict):

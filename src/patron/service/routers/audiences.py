@@ -42,6 +42,8 @@ def get_audience(
     """Customer keys of audience ``name``, ``limit`` from ``offset``, with the total; 404 for an unknown name."""
     if name not in {a.name for a in list_audiences(settings)}:
         raise NotFound(f"unknown audience {name!r}")
-    with state.use() as warehouse:
-        total, keys = page(warehouse, audience_members(warehouse, settings, name), limit=limit, offset=offset)
+    version = state.version()
+    with version.lock:
+        total, keys = page(version.warehouse, audience_members(version.warehouse, settings, name), limit=limit,
+                           offset=offset)
     return {"name": name, "total": total, "limit": limit, "offset": offset, "customer_keys": keys}

@@ -1,26 +1,51 @@
-"""``GET /customers/{key}``: one customer's scores, tier, segments, preferences and orders.
+"""``GET /customers/{key}`` and ``GET /customers?email=…``: one customer's view, and finding their key.
 
 One customer at a time: there is no listing endpoint here (store staff may call only this).
 Raw personal data (names, e-mail, phone, postcode) come only to roles holding
 ``customer:personal``; a marketer's answer carries none. The view itself is
-:func:`patron.insights.customer_view.customer_view`.
+:func:`patron.insights.customer_view.customer_view`, over the customer's document in the
+serving layer (their live row when an event rescored them since the version).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 
-from patron.errors import NotFound
+from patron.errors import NotFound, Unprocessable
 from patron.governance.security import Permission, Principal
 from patron.insights.customer_view import customer_view
-from patron.service.deps import StateDep, require
-from patron.service.schemas import CUSTOMER_KEY_PATTERN, CustomerView
+from patron.service.deps import SettingsDep, StateDep, require
+from patron.service.schemas import CUSTOMER_KEY_PATTERN, CustomerMatches, CustomerView
+from patron.serving.publish import lookup_value
+from patron.serving.reader import CustomerDoc, current_doc
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
 CustomerKey = Annotated[str, Path(pattern=CUSTOMER_KEY_PATTERN, description="The customer key (C… or G…).")]
+Identifier = Annotated[str | None, Query(min_length=1, max_length=254)]
+
+
+@router.get("", response_model=CustomerMatches, summary="Find customers by e-mail, phone or loyalty id")
+def find_customers(
+    state: StateDep,
+    settings: SettingsDep,
+    _: Annotated[Principal, Depends(require(Permission.READ_CUSTOMER))],
+    email: Identifier = None,
+    phone: Identifier = None,
+    loyalty_id: Identifier = None,
+) -> dict[str, Any]:
+    """The customer keys whose source records carry the identifier, normalised as identity resolution does
+    (send exactly one; with personal data hashed, the service hashes it the same way)."""
+    given = {k: v for k, v in {"email": email, "phone": phone, "loyalty_id": loyalty_id}.items() if v}
+    if len(given) != 1:
+        raise Unprocessable("send exactly one of email, phone and loyalty_id")
+    (kind, raw), = given.items()
+    version = state.version()
+    value = lookup_value(settings, kind, raw)
+    keys = [] if value is None else state.store.identity(version.name, kind, value)
+    return {"kind": kind, "customer_keys": keys}
 
 
 @router.get("/{key}", response_model=CustomerView, response_model_exclude_none=False, summary="One customer")
@@ -30,8 +55,8 @@ def get_customer(
     principal: Annotated[Principal, Depends(require(Permission.READ_CUSTOMER))],
 ) -> dict[str, Any]:
     """Scores, tier, segments, preferences and order history across channels of customer ``key``."""
-    personal = principal.can(Permission.READ_PERSONAL)
-    rows = state.store.customer(key, personal=personal)
-    if not rows.exists():
+    doc, _ = current_doc(state.store, state.version(), key)
+    if doc is None:
         raise NotFound(f"unknown customer {key!r}")
-    return customer_view(key, rows, personal=personal)
+    personal = principal.can(Permission.READ_PERSONAL)
+    return customer_view(key, CustomerDoc.parse(doc), personal=personal)

@@ -24,17 +24,15 @@ KeyId = Annotated[str, Path(pattern=KEY_ID_PATTERN, description="The 12 hex digi
 @router.get("", response_model=list[KeyInfo], summary="List API keys")
 def get_keys(state: StateDep) -> list[dict[str, Any]]:
     """Every key's id, role, creation time and whether it is revoked, oldest first."""
-    with state.use() as warehouse:
-        return list_keys(warehouse)
+    return list_keys(state.store)
 
 
 @router.post("", response_model=CreatedKey, status_code=status.HTTP_201_CREATED, summary="Create an API key")
 def post_key(body: NewKey, state: StateDep) -> dict[str, Any]:
     """A new key for ``role``, returned this once; only its salted hash is stored."""
-    with state.use() as warehouse:
-        key = create_key(warehouse, body.role)
-        key_id = parse_key(key)[0]
-        info = next(k for k in list_keys(warehouse) if k["key_id"] == key_id)
+    key = create_key(state.store, body.role)
+    key_id = parse_key(key)[0]
+    info = next(k for k in list_keys(state.store) if k["key_id"] == key_id)
     state.keys.invalidate()
     return {**info, "key": key}
 
@@ -42,9 +40,8 @@ def post_key(body: NewKey, state: StateDep) -> dict[str, Any]:
 @router.delete("/{key_id}", response_model=KeyInfo, summary="Revoke an API key")
 def delete_key(key_id: KeyId, state: StateDep) -> dict[str, Any]:
     """Revoke key ``key_id``: it is refused from the next request on. 404 when there is no such key."""
-    with state.use() as warehouse:
-        if not revoke_key(warehouse, key_id):
-            raise NotFound(f"no API key {key_id}")
-        info = next(k for k in list_keys(warehouse) if k["key_id"] == key_id)
+    if not revoke_key(state.store, key_id):
+        raise NotFound(f"no API key {key_id}")
+    info = next(k for k in list_keys(state.store) if k["key_id"] == key_id)
     state.keys.invalidate()
     return info

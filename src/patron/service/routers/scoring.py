@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from patron.errors import NotConfigured
 from patron.governance.security import Permission
 from patron.scoring.live import refuse_future, score_posted
 from patron.service.deps import SettingsDep, StateDep, require
 from patron.service.schemas import ScoreRequest, ScoreResponse
-from patron.service.store.base import records
+from patron.serving.events import row_dict
 
 router = APIRouter(prefix="/score", tags=["scoring"], dependencies=[Depends(require(Permission.SCORE))])
 
@@ -29,14 +30,17 @@ def score(body: ScoreRequest, state: StateDep, settings: SettingsDep) -> dict[st
         refuse_future(body.observation_end, settings, "observation_end")
     for i, order in enumerate(body.orders or []):
         refuse_future(order.ordered_at, settings, f"orders[{i}].ordered_at")
-    models = state.champion()
-    end = body.observation_end or state.store.observation_end(settings)
+    version = state.version()
+    models = version.champion()
+    end = body.observation_end or version.observation_end
+    if end is None:
+        raise NotConfigured("the serving version has no observation end (no orders): send observation_end")
     summary = body.summary.model_dump() if body.summary is not None else None
     orders = None if summary is not None else [o.model_dump() for o in body.orders or []]
-    with state.use() as warehouse:
-        rfm_row, scored = score_posted(warehouse, models, settings, end, summary=summary, orders=orders,
+    with version.lock:
+        rfm_row, scored = score_posted(version.warehouse, models, settings, end, summary=summary, orders=orders,
                                        market=body.market)
-    summary_row, scores_row = records(rfm_row)[0], records(scored)[0]
+    summary_row, scores_row = row_dict(rfm_row, "posted"), row_dict(scored, "posted")
     summary_row.pop("customer_key", None)
     scores_row.pop("customer_key", None)
     return {"model_id": models.model_id, "observation_end": end, "summary": summary_row, "scores": scores_row}
