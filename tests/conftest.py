@@ -12,6 +12,7 @@ import pytest
 from patron import pipeline
 from patron.config import Settings, SparkSettings
 from patron.engine import Warehouse, connect
+from tests.redis_server import redis_server  # noqa: F401 (a fixture for every test module)
 
 
 @pytest.fixture(scope="session")

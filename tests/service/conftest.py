@@ -44,9 +44,12 @@ def make_service(scored_project: Path, folder: Path, *, online: str = "embedded"
     return Service(settings, keys)
 
 
-@pytest.fixture(scope="module")
-def service(scored_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Service:
-    return make_service(scored_project, tmp_path_factory.mktemp("service"))
+@pytest.fixture(scope="module", params=["embedded", "redis"])
+def service(request: pytest.FixtureRequest, scored_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Service:
+    """The published service on each online-store backend: the API tests run against both."""
+    redis_url = request.getfixturevalue("redis_server") if request.param == "redis" else ""
+    return make_service(scored_project, tmp_path_factory.mktemp(f"service_{request.param}"), online=request.param,
+                        redis_url=redis_url)
 
 
 @pytest.fixture(scope="module")

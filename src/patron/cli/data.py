@@ -144,7 +144,8 @@ def erase(
     reason: Annotated[str, typer.Option(help="Request or ticket reference; no personal data.")] = "",
     project: ProjectOption = None,  # type: ignore[assignment]
 ) -> None:
-    """GDPR erasure of persons everywhere; orders stay as anonymous facts. Stop `patron serve` first."""
+    """GDPR erasure of persons everywhere (warehouse, serving versions, online store); orders stay as anonymous
+    facts. Works while `patron serve` runs."""
     keys = list(customer or [])
     if from_file is not None:
         keys += _keys_in_file(from_file)
@@ -154,6 +155,9 @@ def erase(
         result = pipeline.erase(load_settings(project_dir(project)), keys, reason=reason)
     console.print(erasure_table(result))
     console.print(f"Logged {result.identifiers_logged:,} keyed hash(es) in erasure_log (erasure {result.erasure_id}).")
+    if result.serving is not None:
+        console.print(f"Serving layer: {result.serving.rows:,} row(s) removed from {len(result.serving.files)} "
+                      f"published file(s), {result.serving.online_entries:,} online-store entr(y/ies) removed.")
 
 
 def _keys_in_file(path: Path) -> list[str]:

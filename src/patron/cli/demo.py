@@ -30,7 +30,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     project: ProjectOption = Path("demo"),
 ) -> None:
-    """Sample retailer → ingest → validate → resolve → summary → backtest → fit → score, with a report."""
+    """Sample retailer → ingest → validate → resolve → summary → backtest → fit → score → publish, with a report."""
     with errors(), progress_reporter() as reporter:
         result = pipeline.run_demo(project, customers=customers, seed=seed, reporter=reporter)
     console.print(ingest_table(result.ingest))
@@ -46,5 +46,9 @@ def demo(
     console.print(frame_table(sizes, title="Audiences (members: with marketing consent)"))
     for chart in result.charts:
         console.print(f"Chart: {shown(chart)}")
+    console.print(f"Published serving version {result.published.manifest.version} "
+                  f"({result.published.manifest.customers:,} customers).")
     console.print(f"[bold green]Demo project ready in {project}[/] — try `patron export rfm "
-                  f"--project {project} --out rfm.csv`.")
+                  f"--project {project} --out rfm.csv`, or the API: `patron serve --project {project}`, then "
+                  f"`curl -H 'X-API-Key: {result.api_key}' http://127.0.0.1:8000/health` (docs at "
+                  "http://127.0.0.1:8000/docs; the key is an admin key made for this demo).", soft_wrap=True)

@@ -6,6 +6,7 @@ It chains the steps of :mod:`~patron.pipeline.data`, :mod:`~patron.pipeline.mode
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +27,11 @@ from patron.pipeline.data import (
     validate,
 )
 from patron.pipeline.modelling import BacktestRun, FeaturesResult, ScoreRun, backtest, features, fit, score
-from patron.pipeline.project import Reporter, open_warehouse
+from patron.pipeline.project import Reporter, create_api_key, open_warehouse
+from patron.pipeline.publishing import publish
 from patron.reports import plotting
 from patron.scoring.model_store import FittedValueModels
+from patron.serving.publish import PublishResult
 from patron.tables import ORDER_VALUES, RFM_HISTOGRAM
 from patron.transforms.ingest import IngestResult
 from patron.transforms.quality import QualityReport
@@ -51,6 +54,8 @@ class DemoResult:
     segments: dict[str, pd.DataFrame]
     audiences: pd.DataFrame
     charts: list[Path]
+    published: PublishResult
+    api_key: str  # an admin key made for the demo, to try `patron serve`
 
 
 def monthly_activity(warehouse: Warehouse) -> ir.Table:
@@ -87,8 +92,11 @@ def draw_charts(settings: Settings, out_dir: Path, *, deciles: pd.DataFrame | No
 
 
 def reset_warehouse(settings: Settings) -> None:
-    """Remove the project's embedded warehouse so a demo starts from nothing (a Spark catalog is kept)."""
+    """Remove the project's embedded warehouse and serving layer so a demo starts from nothing (a Spark catalog and
+    a Redis online store are kept)."""
     reset_storage(settings)
+    if settings.serve.online_store == "embedded":
+        shutil.rmtree(settings.serving_dir, ignore_errors=True)
 
 
 def run_demo(project_dir: Path, *, customers: int = 100_000, seed: int = 42,
@@ -123,5 +131,7 @@ def run_demo(project_dir: Path, *, customers: int = 100_000, seed: int = 42,
     with reporter.task("Drawing charts", total=1) as advance:
         charts = draw_charts(settings, project_dir / "reports", deciles=scored.deciles) + checked.charts
         advance(1)
+    published = publish(settings, reporter=reporter)
     return DemoResult(project_dir, settings.reporting_currency, results, report, identity, summary, record,
-                      checked, models, scored, segment_sizes, audience_sizes, charts)
+                      checked, models, scored, segment_sizes, audience_sizes, charts, published,
+                      create_api_key(settings, "admin"))

@@ -28,7 +28,6 @@ import pyarrow as pa
 from patron.config import Settings
 from patron.engine import Warehouse
 from patron.errors import Conflict
-from patron.scoring.live import score_posted
 from patron.serving.online import OnlineStore, StaleLiveRow
 from patron.serving.reader import ServingVersion, current_doc
 from patron.tables import ORDER_EVENTS
@@ -82,6 +81,11 @@ def json_value(value: Any) -> Any:
     return value
 
 
+def arrow_row(table: pa.Table) -> dict[str, Any]:
+    """The first row of ``table`` as JSON-ready values."""
+    return {name: json_value(value) for name, value in table.slice(0, 1).to_pylist()[0].items()}
+
+
 def row_dict(frame: pd.DataFrame, key: str) -> dict[str, Any]:
     """The first row of ``frame`` as JSON-ready values, under customer key ``key``."""
     row = {name: json_value(value) for name, value in frame.iloc[0].items()}
@@ -102,7 +106,7 @@ def event_end(store: OnlineStore, version: ServingVersion, settings: Settings, o
 def record_order(store: OnlineStore, version: ServingVersion, settings: Settings, event: dict[str, Any], *,
                  key_id: str) -> RecordedOrder:
     """Log order ``event`` (fields of ``POST /events``) and rescore its customer; ``Conflict`` on a known order id."""
-    models = version.champion()
+    version.champion()  # 503 before any work when the version has no models
     key, order_id = event["customer_key"], event["order_id"]
     ordered_at = utc_timestamp(event["ordered_at"]).to_pydatetime()
     new_order = {"order_id": order_id, "ordered_at": json_value(ordered_at), "channel": event.get("channel"),
@@ -123,10 +127,8 @@ def record_order(store: OnlineStore, version: ServingVersion, settings: Settings
         orders.append(new_order)
         orders.sort(key=lambda o: (o.get("ordered_at") or "", o.get("order_id") or ""), reverse=True)
         market = (doc.get("rfm") or {}).get("market") or event.get("country")
-        history = [{**o, "ordered_at": o["ordered_at"]} for o in orders if o.get("ordered_at")]
-        with version.lock:  # the snapshot's one DuckDB connection runs one query at a time
-            rfm_row, scored = score_posted(version.warehouse, models, settings, end, orders=history, market=market)
-        rfm, scores = row_dict(rfm_row, key), row_dict(scored, key)
+        rfm_row, scored = version.rescorer().rescore(key, orders, end, market=market)
+        rfm, scores = arrow_row(rfm_row), arrow_row(scored)
         updated = {**doc, "rfm": rfm, "scores": scores, "orders": orders}
         try:
             seq = store.record_event(logged, expected_seq=expected, doc=json.dumps(updated))

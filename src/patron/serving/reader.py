@@ -24,6 +24,8 @@ from patron.errors import NotConfigured, PatronError
 from patron.scoring.model_store import FittedValueModels, load_models
 from patron.serving.layout import TABLES, Manifest, current_version, read_manifest, version_dir
 from patron.serving.online import OnlineStore
+from patron.serving.rescore import Rescorer
+from patron.transforms.seasonality import Seasonality, stored_seasonality
 
 
 @dataclass
@@ -33,7 +35,10 @@ class ServingVersion:
     manifest: Manifest
     warehouse: DuckDBWarehouse
     models: FittedValueModels | None
+    clock: Seasonality | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _local: threading.local = field(default_factory=threading.local)
+    _rescorers: list[Rescorer] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -51,7 +56,18 @@ class ServingVersion:
                                 "`patron publish`")
         return self.models
 
+    def rescorer(self) -> Rescorer:
+        """This thread's rescorer on the version's models and clock (made on first use)."""
+        rescorer = getattr(self._local, "rescorer", None)
+        if rescorer is None:
+            rescorer = self._local.rescorer = Rescorer(self.warehouse.settings, self.champion(), self.clock)
+            with self.lock:
+                self._rescorers.append(rescorer)
+        return rescorer
+
     def close(self) -> None:
+        for rescorer in self._rescorers:
+            rescorer.close()
         self.warehouse.close()
 
 
@@ -79,7 +95,12 @@ def open_version(settings: Settings, store: OnlineStore, version: str) -> Servin
     except Exception as exc:  # an unreadable Parquet file
         warehouse.close()
         raise NotConfigured(f"serving version {version} is corrupt: {exc}") from exc
-    return ServingVersion(manifest=manifest, warehouse=warehouse, models=models)
+    try:
+        clock = stored_seasonality(warehouse)
+    except Exception as exc:
+        warehouse.close()
+        raise NotConfigured(f"serving version {version} is corrupt: {exc}") from exc
+    return ServingVersion(manifest=manifest, warehouse=warehouse, models=models, clock=clock)
 
 
 class ServingReader:
@@ -103,10 +124,14 @@ class ServingReader:
         """The version to answer with; ``NotConfigured`` (503) when none can be opened."""
         now = self.clock()
         if now - self._checked >= self.reload_seconds:
-            with self._lock:
-                if now - self._checked >= self.reload_seconds:
-                    self._refresh()
-                    self._checked = now
+            # one thread opens a new version; the others answer from the one they have meanwhile
+            if self._lock.acquire(blocking=self._version is None):
+                try:
+                    if now - self._checked >= self.reload_seconds:
+                        self._refresh()
+                        self._checked = self.clock()
+                finally:
+                    self._lock.release()
         version = self._version
         if version is None:
             raise NotConfigured(self._problem or "nothing published yet: run `patron publish`")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import shutil
 import sqlite3
@@ -152,6 +151,8 @@ class EmbeddedStore(OnlineStore):
     def write_identities(self, version: str, batches: Iterable[Sequence[tuple[str, str, str]]]) -> int:
         con, count = self._writer(version), 0
         for batch in batches:
+            if any("\0" in value or "\0" in key for _, value, key in batch):
+                raise ValueError("identity values and customer keys cannot hold a NUL character")
             con.execute("BEGIN")
             con.executemany("INSERT OR IGNORE INTO identities VALUES (?, ?, ?)", batch)
             con.execute("COMMIT")
@@ -178,15 +179,26 @@ class EmbeddedStore(OnlineStore):
         return bool(row and row[0])
 
     def doc(self, version: str, customer_key: str) -> str | None:
+        if not self._readable(version):
+            return None
         row = self._connection(self.version_path(version), read_only=True).execute(
             "SELECT doc FROM docs WHERE customer_key = ?", [customer_key]).fetchone()
         return None if row is None else row[0]
 
     def identity(self, version: str, kind: str, value: str) -> list[str]:
+        if not self._readable(version):
+            return []
         rows = self._connection(self.version_path(version), read_only=True).execute(
             "SELECT customer_key FROM identities WHERE kind = ? AND value = ? ORDER BY customer_key",
             [kind, value]).fetchall()
         return [r[0] for r in rows]
+
+    def _readable(self, version: str) -> bool:
+        """Whether ``version``'s file is there (a dropped or unknown version has none); checked once a thread holds
+        a connection to it."""
+        cache = self._local.__dict__.get("cons", {})
+        path = self.version_path(version)
+        return (str(path), True) in cache or path.exists()
 
     def drop_version(self, version: str) -> None:
         path = self.version_path(version)
@@ -281,12 +293,10 @@ class EmbeddedStore(OnlineStore):
     def add_api_key(self, row: dict[str, Any]) -> None:
         values = [iso(row[f]) if f == "created_at" else (int(bool(row[f])) if f == "revoked" else row[f])
                   for f in KEY_FIELDS]
-        self._state().execute(f"INSERT INTO api_keys ({', '.join(KEY_FIELDS)}) VALUES (?, ?, ?, ?, ?, ?)", values)
+        try:
+            self._state().execute(f"INSERT INTO api_keys ({', '.join(KEY_FIELDS)}) VALUES (?, ?, ?, ?, ?, ?)", values)
+        except sqlite3.IntegrityError:
+            raise Conflict(f"API key {row['key_id']} exists already") from None
 
     def revoke_api_key(self, key_id: str) -> bool:
         return self._state().execute("UPDATE api_keys SET revoked = 1 WHERE key_id = ?", [key_id]).rowcount > 0
-
-
-def event_json(event: dict[str, Any]) -> str:
-    """An event as JSON text (times as ISO text)."""
-    return json.dumps({k: iso(v) if isinstance(v, dt.datetime) else v for k, v in event.items()})

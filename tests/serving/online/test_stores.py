@@ -1,4 +1,5 @@
-"""RedisStore against a real redis-server (started once per run by ``tests.redis_server``)."""
+"""The online store's contract, on every backend: embedded SQLite files, and Redis against a real redis-server
+(started once per run by ``tests.redis_server``)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,32 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("redis", reason="the Redis online store needs the redis client (patron[redis])")
-
 from patron.errors import Conflict
+from patron.serving.online import EmbeddedStore, OnlineStore
 from patron.serving.online.base import EVENT_FIELDS, KEY_FIELDS, LiveRow, StaleLiveRow
-from patron.serving.online.redis import RedisStore
-from tests.redis_server import redis_server  # noqa: F401
 
 T0 = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def store(redis_server: str) -> Iterator[RedisStore]:  # noqa: F811 (the fixture imported above)
-    """A store with a prefix of its own, so tests never see each other's keys."""
-    with RedisStore(redis_server, prefix=f"test-{uuid.uuid4().hex[:12]}") as s:
+@pytest.fixture(params=["embedded", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[OnlineStore]:
+    """A store of each backend; a Redis one with a prefix of its own, so tests never see each other's keys."""
+    if request.param == "embedded":
+        with EmbeddedStore(tmp_path / "serving") as embedded:
+            yield embedded
+        return
+    from patron.serving.online.redis import RedisStore
+
+    with RedisStore(request.getfixturevalue("redis_server"), prefix=f"test-{uuid.uuid4().hex[:12]}") as s:
         yield s
+
+
+@pytest.fixture
+def redis_store(store: OnlineStore) -> Any:
+    """The Redis store alone (tests of its connection handling)."""
+    if store.backend != "redis":
+        pytest.skip("Redis only")
+    return store
 
 
 def event(order_id: str, customer_key: str, **extra: Any) -> dict[str, Any]:
@@ -40,7 +52,7 @@ def doc_of(customer_key: str, n: int = 0) -> str:
     return json.dumps({"customer_key": customer_key, "n": n})
 
 
-def test_docs_per_version(store: RedisStore) -> None:
+def test_docs_per_version(store: OnlineStore) -> None:
     assert store.write_docs("v1", [[("c1", doc_of("c1")), ("c2", doc_of("c2"))], [("c3", doc_of("c3"))]]) == 3
     assert store.write_docs("v2", iter([[("c1", doc_of("c1", 2))]])) == 1
     assert not store.has_version("v1")
@@ -55,14 +67,14 @@ def test_docs_per_version(store: RedisStore) -> None:
     assert store.doc("v2", "c1") == doc_of("c1", 2) and store.has_version("v2")
 
 
-def test_bulk_docs_span_round_trips(store: RedisStore) -> None:
+def test_bulk_docs_span_round_trips(store: OnlineStore) -> None:
     big = "x" * 1500
     batches = [[(f"c{b}-{i}", big) for i in range(2500)] for b in range(4)]
     assert store.write_docs("v1", batches) == 10_000
     assert store.doc("v1", "c3-2499") == big and store.doc("v1", "c0-0") == big
 
 
-def test_identities(store: RedisStore) -> None:
+def test_identities(store: OnlineStore) -> None:
     rows = [("email", "a@x.com", "c1"), ("email", "a@x.com", "c2"), ("phone", "+491", "c1"),
             ("loyalty_id", "L/1", "c3"), ("email", "b@x.com", "c3")]
     assert store.write_identities("v1", [rows[:3], rows[3:], [("email", "a@x.com", "c4"), ("email", "a@x.com", "c1")]])\
@@ -77,7 +89,7 @@ def test_identities(store: RedisStore) -> None:
     assert store.identity("v1", "email", "a@x.com") == [] and store.identity("v2", "email", "a@x.com") == ["c9"]
 
 
-def test_identity_values_that_prefix_others(store: RedisStore) -> None:
+def test_identity_values_that_prefix_others(store: OnlineStore) -> None:
     store.write_identities("v1", [[("email", "a@x", "c1"), ("email", "a@x.com", "c2"), ("email", "a@x", "c0"),
                                    ("phone", "é+49 ☎", "c3"), ("email", "", "c4")]])
     assert store.identity("v1", "email", "a@x") == ["c0", "c1"]
@@ -88,7 +100,7 @@ def test_identity_values_that_prefix_others(store: RedisStore) -> None:
         store.write_identities("v1", [[("email", "a\0b", "c1")]])
 
 
-def test_record_event_and_live_rows(store: RedisStore) -> None:
+def test_record_event_and_live_rows(store: OnlineStore) -> None:
     assert store.last_seq() == 0 and store.live("c1") is None and not store.has_event("o1")
     assert store.record_event(event("o1", "c1"), expected_seq=None, doc=doc_of("c1", 1)) == 1
     assert store.record_event(event("o2", "c2"), expected_seq=None, doc=doc_of("c2", 1)) == 2
@@ -111,12 +123,12 @@ def test_record_event_and_live_rows(store: RedisStore) -> None:
                      "received_at": "2024-03-01T12:00:01+00:00", "key_id": "k1"}
 
 
-def test_live_doc_may_hold_newlines(store: RedisStore) -> None:
+def test_live_doc_may_hold_newlines(store: OnlineStore) -> None:
     store.record_event(event("o1", "c1"), expected_seq=None, doc='{\n"a": 1\n}')
     assert store.live("c1") == LiveRow(1, '{\n"a": 1\n}')
 
 
-def test_events_after_pages(store: RedisStore) -> None:
+def test_events_after_pages(store: OnlineStore) -> None:
     seq = None
     for i in range(25):
         seq = store.record_event(event(f"o{i}", "c1", revenue=i), expected_seq=seq, doc="{}")
@@ -129,7 +141,7 @@ def test_events_after_pages(store: RedisStore) -> None:
     assert store.events_after(25) == [] and store.events_after(3, limit=0) == []
 
 
-def test_prune_live_keeps_newer_rows(store: RedisStore) -> None:
+def test_prune_live_keeps_newer_rows(store: OnlineStore) -> None:
     store.record_event(event("o1", "c1"), expected_seq=None, doc="a")
     store.record_event(event("o2", "c2"), expected_seq=None, doc="b")
     store.record_event(event("o3", "c1"), expected_seq=1, doc="c")
@@ -141,14 +153,14 @@ def test_prune_live_keeps_newer_rows(store: RedisStore) -> None:
     assert len(store.events_after(0)) == 5  # pruning live rows keeps the log
 
 
-def test_prune_live_many(store: RedisStore) -> None:
+def test_prune_live_many(store: OnlineStore) -> None:
     for i in range(1100):
         store.record_event(event(f"o{i}", f"c{i}"), expected_seq=None, doc="{}")
     assert store.prune_live(1050) == 1050
     assert store.live("c1049") is None and store.live("c1050") == LiveRow(1051, "{}")
 
 
-def test_erase_removes_one_customer_only(store: RedisStore) -> None:
+def test_erase_removes_one_customer_only(store: OnlineStore) -> None:
     for version in ("v1", "v2"):
         store.write_docs(version, [[("c1", "d1"), ("c2", "d2")]])
         store.write_identities(version, [[("email", "shared@x", "c1"), ("email", "shared@x", "c2"),
@@ -171,7 +183,7 @@ def test_erase_removes_one_customer_only(store: RedisStore) -> None:
     assert store.erase([], ["v1"]) == 0
 
 
-def test_api_keys(store: RedisStore) -> None:
+def test_api_keys(store: OnlineStore) -> None:
     later = {"key_id": "b", "salt": "s2", "key_hash": "h2", "role": "admin", "created_at": T0 + dt.timedelta(days=1),
              "revoked": False}
     earlier = {"key_id": "a", "salt": "s/1", "key_hash": "h1", "role": "reader",
@@ -192,7 +204,7 @@ def test_api_keys(store: RedisStore) -> None:
     assert [r["revoked"] for r in rows] == [True, False] and rows[0]["salt"] == "s/1"
 
 
-def test_concurrent_events(store: RedisStore) -> None:
+def test_concurrent_events(store: OnlineStore) -> None:
     customers, threads, per_thread = ["c1", "c2", "c3", "c4"], 16, 25
     errors: list[BaseException] = []
 
@@ -232,7 +244,8 @@ def test_concurrent_events(store: RedisStore) -> None:
         assert json.loads(row.doc) == {"after": previous[-1]}
 
 
-def test_bulk_load_reports_server_errors(store: RedisStore) -> None:
+def test_bulk_load_reports_server_errors(redis_store: Any) -> None:
+    store = redis_store
     import redis
 
     store._r.set(f"{store.prefix}:v:bad:docs", "not a hash")
@@ -242,7 +255,8 @@ def test_bulk_load_reports_server_errors(store: RedisStore) -> None:
     assert store.doc("good", "c1") == "d1"
 
 
-def test_reads_survive_a_dropped_connection(store: RedisStore) -> None:
+def test_reads_survive_a_dropped_connection(redis_store: Any) -> None:
+    store = redis_store
     store.write_docs("v1", [[("c1", "d1")]])
     assert store.doc("v1", "c1") == "d1"
     killed = store._r.client_kill_filter(_type="normal", skipme=True)
@@ -250,7 +264,7 @@ def test_reads_survive_a_dropped_connection(store: RedisStore) -> None:
     assert store.doc("v1", "c1") == "d1" and store.identity("v1", "email", "x") == [] and store.live("c1") is None
 
 
-def test_reads_from_many_threads(store: RedisStore) -> None:
+def test_reads_from_many_threads(store: OnlineStore) -> None:
     store.write_docs("v1", [[(f"c{i}", f"d{i}") for i in range(200)]])
     wrong: list[str] = []
 

@@ -1,0 +1,115 @@
+"""patron publish: a complete version (tables, documents, look-ups, manifest) switched to at once, older ones pruned;
+erasure reaches every kept version and the online store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from patron import pipeline
+from patron.config import ServeSettings, Settings
+from patron.engine import connect
+from patron.serving.layout import current_version, read_manifest, table_path, versions
+from patron.serving.online import open_online_store
+from patron.serving.publish import PUBLISHED, lookup_value
+
+
+@pytest.fixture(scope="module")
+def project(scored_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    folder = tmp_path_factory.mktemp("publish")
+    settings = replace(Settings(project_dir=folder, engine="duckdb"), serve=ServeSettings(keep=2))
+    shutil.copy(scored_project, settings.warehouse_path)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def first(project: Settings) -> pipeline.PublishResult:
+    return pipeline.publish(project)
+
+
+def test_a_version_holds_the_tables_documents_and_manifest(project: Settings, first: pipeline.PublishResult) -> None:
+    manifest = first.manifest
+    root = project.serving_dir
+    assert current_version(root) == manifest.version and read_manifest(root, manifest.version) == manifest
+    with connect(project) as warehouse:
+        customers = warehouse.count(warehouse.table("rfm"))
+        scores = warehouse.to_pandas(warehouse.table("scores")).set_index("customer_key")
+        values = warehouse.to_pandas(warehouse.table("order_values").select("customer_key", "order_id"))
+        for name in PUBLISHED:
+            if warehouse.has_table(name):
+                assert manifest.tables[name] == warehouse.count(warehouse.table(name)), name
+                assert pq.read_metadata(table_path(root, manifest.version, name)).num_rows == manifest.tables[name]
+    assert manifest.customers == customers and manifest.events_upto == 0 and manifest.model_id
+    assert {"orders", "monthly", "customers"} <= set(manifest.tables)
+    key = str(scores.index[7])
+    with open_online_store(project) as store:
+        doc = json.loads(store.doc(manifest.version, key) or "{}")
+    assert doc["scores"]["clv_12m"] == pytest.approx(scores.loc[key, "clv_12m"], rel=1e-12)
+    assert sorted(o["order_id"] for o in doc["orders"]) == sorted(values[values.customer_key == key].order_id)
+    times = [o["ordered_at"] for o in doc["orders"]]
+    assert times == sorted(times, reverse=True) and times[0].endswith("Z")
+
+
+def test_identity_lookups_are_normalised(project: Settings, first: pipeline.PublishResult) -> None:
+    with connect(project) as warehouse:
+        identity, customers = warehouse.table("identity_map"), warehouse.table("customers")
+        row = warehouse.to_pandas(identity.join(customers.filter(customers.email.notnull()),
+                                                ["source", "customer_id"]).limit(1)).iloc[0]
+    shouted = f"  {row['email'].upper()} "
+    with open_online_store(project) as store:
+        found = store.identity(first.manifest.version, "email", lookup_value(project, "email", shouted) or "")
+    assert row["customer_key"] in found
+
+
+def test_a_new_version_switches_and_old_ones_are_pruned(project: Settings, first: pipeline.PublishResult) -> None:
+    second = pipeline.publish(project)
+    third = pipeline.publish(project)
+    root = project.serving_dir
+    assert current_version(root) == third.manifest.version
+    assert versions(root) == [second.manifest.version, third.manifest.version]  # keep = 2
+    assert third.pruned == (first.manifest.version,)
+    with open_online_store(project) as store:
+        assert not store.has_version(first.manifest.version) and store.has_version(second.manifest.version)
+    assert not (root / "versions" / first.manifest.version).exists()
+
+
+def test_a_failed_publish_leaves_the_current_version(project: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project.serving_dir
+    before, kept = current_version(root), versions(root)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("patron.serving.publish.write_manifest", broken)
+    with pytest.raises(OSError, match="disk full"):
+        pipeline.publish(project)
+    assert current_version(root) == before and versions(root) == kept
+    assert sorted(p.name for p in (root / "versions").iterdir()) == kept  # no half-written folder left
+
+
+def test_erasure_reaches_every_kept_version_and_the_online_store(project: Settings) -> None:
+    root = project.serving_dir
+    with connect(project) as warehouse:
+        rfm = warehouse.table("rfm")
+        key = str(warehouse.to_pandas(rfm.filter(rfm.frequency >= 1).order_by("customer_key").limit(1))
+                  .customer_key.iloc[0])
+        records = warehouse.to_pandas(warehouse.table("identity_map").filter(lambda t: t.customer_key == key))
+    kept = versions(root)
+    assert len(kept) == 2
+    result = pipeline.erase(project, [key], reason="test ticket")
+    assert result.serving is not None and result.serving.online_entries >= 2 and result.serving.rows > 0
+    with open_online_store(project) as store:
+        for version in kept:
+            assert store.doc(version, key) is None
+            for name in ("scores", "rfm", "segments", "orders", "identity_map"):
+                path = table_path(root, version, name)
+                if path.exists():
+                    assert key not in set(pq.read_table(path, columns=["customer_key"])["customer_key"].to_pylist())
+            people = pq.read_table(table_path(root, version, "customers"), columns=["source", "customer_id"])
+            pairs = set(zip(people["source"].to_pylist(), people["customer_id"].to_pylist(), strict=True))
+            assert not pairs & set(zip(records.source, records.customer_id, strict=True))
