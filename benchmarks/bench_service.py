@@ -1,122 +1,326 @@
-"""Benchmark: the scoring service on loopback — requests per second and latency of lookups and events.
+"""Benchmark: the serving layer on loopback — publish, point reads, lookups and events under wrk, new vs old.
 
-Run ``python -m benchmarks.bench_service --customers 1000000 [--project DIR] [--duration 20]
-[--concurrency 1 16]``. It builds a demo project of N persons with ``patron demo`` (or
-reuses ``--project`` when it already holds a scored warehouse), creates an admin API key,
-reads a sample of real customer keys from ``scores`` (read-only, before the server opens
-the warehouse: DuckDB allows one writer), starts ``patron serve`` on 127.0.0.1 and a free
-port, waits for ``/health``, then drives it with an asyncio load generator (httpx, N
-concurrent workers for a fixed duration and a request cap) for
+Run ``.venv/bin/python -m benchmarks.bench_service --customers 1000000 --project /tmp/bench_svc/p1m
+[--duration 20] [--online-store embedded redis] [--old-src /tmp/patron-old] [--profile-events 200]``.
 
-(a) ``GET /customers/{key}`` with random existing keys;
-(b) ``POST /events``: new unique orders of random existing customers, each rescoring its customer;
+1. **Project and publish.** Builds a demo project of N persons once (``patron demo``; a
+   ``--project`` holding a scored warehouse is reused), then times ``patron publish`` and
+   measures the new version's size on disk (Parquet tables, the embedded store's SQLite file).
+2. **Point reads.** One customer's document by key, single thread, a few thousand random
+   keys: from the version's SQLite file (the embedded store) against a DuckDB table of
+   ``(customer_key, doc)`` with a primary key, and against DuckDB reading one ``scores`` row
+   from the version's Parquet (the service's in-memory snapshot) — why SQLite is the default.
+3. **The new service.** ``patron serve --workers 2`` on a free loopback port, an admin key
+   from ``patron keys create``; after ``/health`` answers and a short warm-up, **wrk** drives
+   ``GET /customers/{key}`` (keys rotated from the version's ``docs`` table) at 16 connections
+   and at 1, and ``POST /events`` (unique order ids per wrk thread, existing customers, orders
+   in the days before the version's observation end, gp2 ≤ revenue) at 16 and at 1.
+4. **The old service** (``--old-src``: a checkout of the design that served from the warehouse,
+   commit b30a7a7) on a copy of the same warehouse: one process, its own key, the same scripts.
+5. **Redis** (``--online-store redis``): a redis-server on a free port (append-only file,
+   ``appendfsync always``), a copy of the project with ``[serve] online_store = "redis"``,
+   published into it, and the same runs.
 
-and prints requests per second, p50/p90/p99 latency, error counts, the server's CPU
-seconds per request and, for events, the p50 of the time the server reports spending on
-recording the order and rescoring (``elapsed_ms``, which includes the wait for the write
-lock when several clients post; the rest is HTTP and validation), as a Markdown table.
-The load generator runs on the same machine and shares its cores with the server, so the
-figures are a floor for a dedicated host.
+It prints progress, the load average, the server's CPU milliseconds per request (its processes'
+``/proc/<pid>/stat``) and Markdown tables with the targets beside the figures. wrk and the
+servers share the machine's cores, so the figures are a floor for a dedicated host.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import cProfile
 import datetime as dt
+import io
+import json
 import os
+import pstats
 import random
+import re
 import shutil
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import httpx
 import numpy as np
+import pyarrow as pa
 
 from patron.config import load_settings
-from patron.pipeline import create_api_key
+from patron.serving.layout import current_version, read_manifest, version_dir
 
 HOST = "127.0.0.1"
-SAMPLE_KEYS = 5_000
-WARMUP_REQUESTS = 20
-HEALTH_TIMEOUT_S = 300.0
+SAMPLE_KEYS = 4_000
+HEALTH_TIMEOUT_S = 1_200.0
+WRK_TIMEOUT = "30s"
+#: Targets printed beside the figures.
+PUBLISH_TARGET_S = 60.0
+LOOKUP_TARGET_RPS, LOOKUP_TARGET_P99_MS, EVENT_TARGET_RPS = 1_000.0, 20.0, 500.0
 
-RequestMaker = Callable[[httpx.AsyncClient, int], Any]
+# -- wrk scripts (Lua): setup() numbers the threads, done() prints one parseable line ---------
+_LUA_COMMON = """
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+statuses = {}
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local codes = {}
+  for _, thread in ipairs(threads) do
+    for code, count in pairs(thread:get("statuses")) do codes[code] = (codes[code] or 0) + count end
+  end
+  local parts = {}
+  for code, count in pairs(codes) do table.insert(parts, code .. ":" .. count) end
+  io.write(string.format("BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d non2xx=%d "
+    .. "socket_errors=%d codes=%s\\n", summary.requests, summary.duration, latency:percentile(50),
+    latency:percentile(99), latency.max, summary.errors.status, summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout, table.concat(parts, ",")))
+end
+"""
+_LUA_LOOKUP = """
+local keys = {%(keys)s}
+local headers = {["X-API-Key"] = "%(api_key)s"}
+local i = 0
+function init(args)
+  math.randomseed(%(seed)d + 7919 * tid)
+  i = math.random(#keys)
+end
+function request()
+  i = i %% #keys + 1
+  return wrk.format("GET", "/customers/" .. keys[i], headers)
+end
+"""
+_LUA_EVENTS = """
+local keys = {%(keys)s}
+local times = {%(times)s}
+local headers = {["X-API-Key"] = "%(api_key)s", ["Content-Type"] = "application/json"}
+local n = 0
+function init(args)
+  math.randomseed(%(seed)d + 104729 * tid)
+end
+function request()
+  n = n + 1
+  local revenue = math.random(2000, 40000) / 100
+  local body = string.format('{"order_id":"%(prefix)s-%%d-%%d","customer_key":"%%s","ordered_at":"%%s",'
+    .. '"channel":"online","revenue":%%.2f,"gp2":%%.2f}', tid, n, keys[math.random(#keys)],
+    times[math.random(#times)], revenue, math.floor(revenue * 30) / 100)
+  return wrk.format("POST", "/events", headers, body)
+end
+"""
 
 
 @dataclass
 class Phase:
-    """What one load phase measured."""
+    """One wrk run against one server."""
 
-    name: str
-    concurrency: int
+    design: str
+    store: str
+    workers: int
+    endpoint: str
+    connections: int
+    requests: int = 0
     seconds: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: dict[str, int] = field(default_factory=dict)
-    server_cpu_s: float = 0.0
-    recorded_ms: list[float] = field(default_factory=list)
+    p50_ms: float = float("nan")
+    p99_ms: float = float("nan")
+    max_ms: float = float("nan")
+    non2xx: int = 0
+    socket_errors: int = 0
+    codes: dict[str, int] = field(default_factory=dict)
+    cpu_s: float = 0.0
+    load: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        return self.requests - self.non2xx
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds if self.seconds else float("nan")
+
+    def target(self) -> str:
+        """The target of this phase and whether it was met ('' when none applies)."""
+        if self.connections != 16:
+            return ""
+        if self.endpoint == "lookup":
+            met = self.rate >= LOOKUP_TARGET_RPS and self.p99_ms <= LOOKUP_TARGET_P99_MS and self.non2xx == 0
+            return f"≥ {LOOKUP_TARGET_RPS:,.0f}/s, p99 ≤ {LOOKUP_TARGET_P99_MS:g} ms: {'met' if met else 'missed'}"
+        met = self.rate >= EVENT_TARGET_RPS and self.non2xx == 0
+        return f"≥ {EVENT_TARGET_RPS:,.0f}/s: {'met' if met else 'missed'}"
 
     def row(self) -> str:
-        """The phase as one Markdown table row."""
-        done = len(self.latencies_ms)
-        lat = np.asarray(self.latencies_ms) if done else np.array([np.nan])
-        p50, p90, p99 = np.percentile(lat, [50, 90, 99])
-        errors = ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items())) or "0"
-        cpu = self.server_cpu_s / done * 1000.0 if done else float("nan")
-        recorded = f"{np.percentile(self.recorded_ms, 50):,.1f}" if self.recorded_ms else "-"
-        return (f"| {self.name} | {self.concurrency} | {done:,} | {done / self.seconds:,.1f} | {p50:,.1f} | "
-                f"{p90:,.1f} | {p99:,.1f} | {lat.max():,.1f} | {errors} | {cpu:,.1f} | {recorded} |")
+        failed = ", ".join(f"{k}: {v}" for k, v in sorted(self.codes.items()) if not k.startswith("2")) or "0"
+        if self.socket_errors:
+            failed += f"; socket errors {self.socket_errors}"
+        cpu = self.cpu_s / self.requests * 1000.0 if self.requests else float("nan")
+        return (f"| {self.design} | {self.store} | {self.workers} | {self.endpoint} | {self.connections} | "
+                f"{self.ok:,} | {self.rate:,.0f} | {self.p50_ms:,.1f} | {self.p99_ms:,.1f} | {self.max_ms:,.0f} | "
+                f"{failed} | {cpu:,.2f} | {self.load:.1f} | {self.target()} |")
 
 
-# -- the project and the server ----------------------------------------------------------
-def patron_command() -> list[str]:
+@dataclass
+class Patron:
+    """How to run one checkout's ``patron`` command: the new one of this environment, or an old source tree."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+
+    def run(self, *args: str, timeout: float | None = None) -> str:
+        """Run ``patron ARGS``; its stdout (stderr shown on failure)."""
+        done = subprocess.run([*self.argv, *args], env=self.env, cwd=self.cwd, capture_output=True, text=True,
+                              timeout=timeout)
+        if done.returncode:
+            raise SystemExit(f"`patron {' '.join(args)}` ({self.name}) failed with {done.returncode}:\n"
+                             f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        return done.stdout
+
+    def key(self, project: Path) -> str:
+        """A new admin key of ``project`` (printed once by ``patron keys create``)."""
+        found = re.search(r"ptk_[A-Za-z0-9_-]+", self.run("keys", "create", "--role", "admin", "--project",
+                                                         str(project)))
+        if found is None:
+            raise SystemExit(f"`patron keys create` ({self.name}) printed no key")
+        return found.group(0)
+
+
+def new_patron() -> Patron:
     """The ``patron`` command of this interpreter's environment."""
     script = Path(sys.executable).with_name("patron")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("patron")
-    if found is None:
-        raise SystemExit("the `patron` command is not installed in this environment")
-    return [found]
+    return Patron("new", [str(script)] if script.exists() else [sys.executable, "-m", "patron.cli"])
 
 
-def ensure_project(project: Path, customers: int) -> float:
-    """Build the demo project in ``project`` unless it holds a scored warehouse; returns the build seconds."""
-    warehouse = project / "patron.duckdb"
-    if warehouse.exists() and "scores" in _tables(warehouse):
-        print(f"Reusing the project in {project}.")
-        return 0.0
-    print(f"Building the demo project of {customers:,} persons in {project} ...", flush=True)
+def old_patron(source: Path) -> Patron:
+    """The ``patron`` of the checkout ``source`` (run from its ``src`` through PYTHONPATH), checked to import it."""
+    env = {**os.environ, "PYTHONPATH": str(source / "src")}
+    found = subprocess.run([sys.executable, "-c", "import patron; print(patron.__file__)"], env=env, cwd=source,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    if not Path(found).resolve().is_relative_to((source / "src").resolve()):
+        raise SystemExit(f"the old checkout's PYTHONPATH imports {found}, not {source / 'src'}")
+    return Patron("old", [sys.executable, "-m", "patron.cli"], env=env, cwd=source)
+
+
+# -- 1. the project and publish --------------------------------------------------------------
+def ensure_project(patron: Patron, project: Path, customers: int) -> float:
+    """Build the demo project unless ``project`` holds a scored warehouse; returns the build seconds."""
+    warehouse = load_settings(project).warehouse_path if (project / "patron.toml").exists() else None
+    if warehouse is not None and warehouse.exists():
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'").fetchone()[0]:
+                print(f"Reusing the scored warehouse in {project}.", flush=True)
+                return 0.0
+    print(f"Building the demo project of {customers:,} persons in {project} (patron demo) ...", flush=True)
     started = time.perf_counter()
-    subprocess.run([*patron_command(), "demo", "--customers", str(customers), "--project", str(project)],
-                   check=True, stdout=subprocess.DEVNULL)
+    patron.run("demo", "--customers", str(customers), "--project", str(project))
     return time.perf_counter() - started
 
 
-def _tables(warehouse: Path) -> set[str]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+@dataclass
+class Published:
+    """One timed ``patron publish``."""
+
+    store: str
+    version: str
+    wall_s: float
+    reported_s: float
+    customers: int
+    parquet_bytes: int
+    sqlite_bytes: int
+    observation_end: str
 
 
-def sample_warehouse(project: Path, n: int, seed: int) -> tuple[list[str], int, dt.datetime]:
-    """``n`` random customer keys of ``scores``, the number of scored customers and the last order time."""
-    path = load_settings(project).warehouse_path
-    with duckdb.connect(str(path), read_only=True) as con:
-        total = con.execute("SELECT count(*) FROM scores").fetchone()[0]
-        keys = [r[0] for r in con.execute("SELECT customer_key FROM scores ORDER BY hash(customer_key, ?) LIMIT ?",
-                                          [seed, n]).fetchall()]
-        last = con.execute("SELECT epoch(max(ordered_at)) FROM order_values").fetchone()[0]
-    return keys, int(total), dt.datetime.fromtimestamp(float(last), dt.UTC)
+def publish(patron: Patron, project: Path, store: str) -> Published:
+    """Time ``patron publish`` of ``project``; the version it made and its size."""
+    print(f"Publishing {project} ({store}) ...", flush=True)
+    started = time.perf_counter()
+    out = patron.run("publish", "--project", str(project))
+    wall = time.perf_counter() - started
+    reported = re.search(r"in ([\d.]+) s", out)
+    root = load_settings(project).serving_dir
+    version = current_version(root)
+    if version is None:
+        raise SystemExit(f"patron publish left no CURRENT in {root}")
+    manifest = read_manifest(root, version)
+    folder = version_dir(root, version)
+    parquet = sum(p.stat().st_size for p in (folder / "tables").glob("*.parquet"))
+    sqlite_file = folder / "online.sqlite"
+    return Published(store, version, wall, float(reported.group(1)) if reported else float("nan"),
+                     manifest.customers, parquet, sqlite_file.stat().st_size if sqlite_file.exists() else 0,
+                     str(manifest.observation_end))
 
 
+def sample_keys(sqlite_file: Path, n: int, seed: int) -> list[str]:
+    """``n`` random customer keys of the version's ``docs`` table."""
+    with sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True) as con:
+        keys = [r[0] for r in con.execute("SELECT customer_key FROM docs")]
+    return random.Random(seed).sample(keys, min(n, len(keys)))
+
+
+# -- 2. point reads ------------------------------------------------------------------------
+def timed_reads(read: object, keys: list[str]) -> dict[str, float]:
+    """Mean, p50 and p99 microseconds of ``read(key)`` over ``keys`` (after 200 warm-up reads)."""
+    for key in keys[:200]:
+        read(key)  # type: ignore[operator]
+    times = []
+    for key in keys:
+        started = time.perf_counter_ns()
+        found = read(key)  # type: ignore[operator]
+        times.append((time.perf_counter_ns() - started) / 1000.0)
+        if found is None:
+            raise SystemExit(f"point read found no row for {key}")
+    lat = np.asarray(times)
+    return {"mean": float(lat.mean()), "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}
+
+
+def point_reads(project: Path, version: str, keys: list[str], scratch: Path) -> list[tuple[str, dict[str, float]]]:
+    """One customer's row by key from SQLite and from DuckDB, single thread."""
+    folder = version_dir(load_settings(project).serving_dir, version)
+    sqlite_file = folder / "online.sqlite"
+    results = []
+    con = sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True, check_same_thread=False)
+    results.append(("SQLite: `docs` of the version's online.sqlite (the embedded store)", timed_reads(
+        lambda k: con.execute("SELECT doc FROM docs WHERE customer_key = ?", [k]).fetchone(), keys)))
+
+    print("  loading the documents into a DuckDB table with a primary key ...", flush=True)
+    started = time.perf_counter()
+    duck = duckdb.connect(str(scratch / "docs.duckdb"))
+    duck.execute("CREATE TABLE docs (customer_key VARCHAR PRIMARY KEY, doc VARCHAR NOT NULL)")
+    cursor = con.execute("SELECT customer_key, doc FROM docs")
+    while batch := cursor.fetchmany(50_000):
+        duck.register("chunk", pa.table({"customer_key": [r[0] for r in batch], "doc": [r[1] for r in batch]}))
+        duck.execute("INSERT INTO docs SELECT * FROM chunk")
+        duck.unregister("chunk")
+    duck.execute("CHECKPOINT")
+    load_s = time.perf_counter() - started
+    results.append((f"DuckDB: table (customer_key PRIMARY KEY, doc), loaded in {load_s:.0f} s", timed_reads(
+        lambda k: duck.execute("SELECT doc FROM docs WHERE customer_key = ?", [k]).fetchone(), keys)))
+    duck.close()
+    con.close()
+
+    snapshot = duckdb.connect()
+    scores = str(folder / "tables" / "scores.parquet").replace("'", "''")
+    snapshot.execute(f"CREATE VIEW scores AS SELECT * FROM read_parquet('{scores}')")
+    results.append(("DuckDB: one `scores` row from the version's Parquet (the service's in-memory snapshot)",
+                    timed_reads(lambda k: snapshot.execute("SELECT * FROM scores WHERE customer_key = ?",
+                                                           [k]).fetchone(), keys[:1000])))
+    snapshot.close()
+    return results
+
+
+# -- 3-5. servers and wrk ------------------------------------------------------------------
 def free_port() -> int:
     """A TCP port free on the loopback interface right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -124,21 +328,78 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(project: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """``patron serve`` on loopback, its output to ``log``."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its living descendants (Linux /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(parents.get(current, []))
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of ``pid`` and its descendants so far."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants, MiB."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        found = re.search(r"VmRSS:\s+(\d+) kB", status)
+        total += int(found.group(1)) if found else 0
+    return total / 1024.0
+
+
+@contextmanager
+def serving(patron: Patron, project: Path, key: str, log: Path, workers: int | None) -> Iterator[tuple[str, int]]:
+    """``patron serve`` on a free loopback port until the block ends; yields its base URL and pid."""
+    port = free_port()
+    args = ["serve", "--project", str(project), "--host", HOST, "--port", str(port)]
+    if workers is not None:
+        args += ["--workers", str(workers)]
+    base = f"http://{HOST}:{port}"
     with log.open("wb") as out:
-        return subprocess.Popen([*patron_command(), "serve", "--project", str(project), "--host", HOST,
-                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen([*patron.argv, *args], env=patron.env, cwd=patron.cwd, stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        started = time.perf_counter()
+        health = wait_healthy(base, key, server, log)
+        print(f"  {patron.name} server healthy in {time.perf_counter() - started:.1f} s on {base}: "
+              f"{json.dumps(health)[:300]}", flush=True)
+        yield base, server.pid
+    finally:
+        stop(server)
 
 
-def wait_healthy(base: str, key: str, server: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
-    """Poll ``/health`` until it answers 200; fail when the server exits or the time is up."""
+def wait_healthy(base: str, key: str, server: subprocess.Popen[bytes], log: Path) -> dict[str, object]:
+    """Poll ``/health`` with ``key`` until it answers 200; fail when the server exits or the time is up."""
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"the server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            answer = httpx.get(f"{base}/health", headers={"X-API-Key": key}, timeout=5.0)
+            answer = httpx.get(f"{base}/health", headers={"X-API-Key": key}, timeout=10.0)
             if answer.status_code == 200:
                 return answer.json()
         except httpx.TransportError:
@@ -147,157 +408,273 @@ def wait_healthy(base: str, key: str, server: subprocess.Popen[bytes], log: Path
     raise SystemExit(f"the server did not answer /health in {HEALTH_TIMEOUT_S:.0f} s")
 
 
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    """Stop the server (SIGTERM, then SIGKILL after 30 s)."""
-    server.terminate()
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process (uvicorn stops its workers), SIGKILL to its process group after 30 s."""
+    if process.poll() is None:
+        process.terminate()
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # its own session: only what it started
+    process.wait()
+
+
+def lua_list(values: list[str]) -> str:
+    return ",".join(f'"{v}"' for v in values)
+
+
+def write_scripts(folder: Path, keys: list[str], api_key: str, observation_end: str, tag: str,
+                  seed: int) -> dict[str, Path]:
+    """The wrk scripts of one server: lookups, and events whose order ids carry ``tag``."""
+    rng = random.Random(seed)
+    end = dt.datetime.combine(dt.date.fromisoformat(observation_end[:10]), dt.time(), dt.UTC)
+    times = sorted({(end - dt.timedelta(seconds=rng.randint(3600, 5 * 86400))).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    for _ in range(500)})
+    scripts = {}
+    for name, body in (("lookup", _LUA_LOOKUP), ("event", _LUA_EVENTS)):
+        path = folder / f"{tag}-{name}.lua"
+        path.write_text(body % {"keys": lua_list(keys), "times": lua_list(times), "api_key": api_key,
+                                "seed": seed, "prefix": f"bench-{tag}"} + _LUA_COMMON)
+        scripts[name] = path
+    return scripts
+
+
+def wrk(script: Path, base: str, connections: int, seconds: float) -> dict[str, str]:
+    """Run wrk; its BENCH line as a dict."""
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", WRK_TIMEOUT,
+               "-s", str(script), base]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
+    line = next((s for s in done.stdout.splitlines() if s.startswith("BENCH ")), None)
+    if done.returncode or line is None:
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return dict(part.split("=", 1) for part in line.split()[1:])
+
+
+def run_server(patron: Patron, design: str, store: str, project: Path, api_key: str, keys: list[str],
+               observation_end: str, scratch: Path, args: argparse.Namespace, workers: int | None) -> list[Phase]:
+    """Serve ``project``; a warm-up, then lookups at 16 and 1 connections and events at 16 and 1."""
+    tag = f"{design}-{store}-{dt.datetime.now(dt.UTC):%H%M%S}"
+    scripts = write_scripts(scratch, keys, api_key, observation_end, tag, args.seed)
+    print(f"Serving {project} ({design} design, {store} store, {workers or 1} worker(s)) ...", flush=True)
+    phases = []
+    with serving(patron, project, api_key, scratch / f"{tag}.log", workers) as (base, pid):
+        for name in ("lookup", "event"):
+            wrk(scripts[name], base, 16, args.warmup)
+        print(f"  warmed up; server RSS {rss_mib(pid):,.0f} MiB", flush=True)
+        for name, connections in (("lookup", 16), ("lookup", 1), ("event", 16), ("event", 1)):
+            before = cpu_seconds(pid)
+            result = wrk(scripts[name], base, connections, args.duration)
+            codes = dict(c.split(":") for c in result["codes"].split(",") if c)
+            phase = Phase(design, store, workers or 1, name, connections, requests=int(result["requests"]),
+                          seconds=int(result["duration_us"]) / 1e6, p50_ms=int(result["p50_us"]) / 1000.0,
+                          p99_ms=int(result["p99_us"]) / 1000.0, max_ms=int(result["max_us"]) / 1000.0,
+                          non2xx=int(result["non2xx"]), socket_errors=int(result["socket_errors"]),
+                          codes={k: int(v) for k, v in codes.items()}, cpu_s=cpu_seconds(pid) - before,
+                          load=os.getloadavg()[0])
+            phases.append(phase)
+            print(f"  {name} at {connections}: {phase.rate:,.0f}/s, p50 {phase.p50_ms:.1f} ms, p99 "
+                  f"{phase.p99_ms:.1f} ms, codes {phase.codes}, load {phase.load:.1f}", flush=True)
+        print(f"  server RSS at the end {rss_mib(pid):,.0f} MiB", flush=True)
+    return phases
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A fresh copy of ``source``'s patron.toml and warehouse in ``target`` (no serving folder)."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    shutil.copy2(source / "patron.toml", target / "patron.toml")
+    warehouse = load_settings(source).warehouse_path
+    for path in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+        if path.exists():
+            shutil.copy2(path, target / path.name)
+    return target
+
+
+def with_redis(toml: Path, url: str) -> None:
+    """Set ``[serve] online_store = "redis"`` and ``redis_url`` in ``toml``."""
+    text = toml.read_text()
+    text = re.sub(r"(?m)^(online_store\s*=.*|redis_url\s*=.*)\n", "", text)
+    setting = f'online_store = "redis"\nredis_url = "{url}"\n'
+    if re.search(r"(?m)^\[serve\]\s*$", text):
+        text = re.sub(r"(?m)^\[serve\]\s*\n", "[serve]\n" + setting, text, count=1)
+    else:
+        text += "\n[serve]\n" + setting
+    toml.write_text(text)
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A redis-server on a free loopback port (append-only, fsync on every write); yields its URL."""
+    import redis
+
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    command = ["redis-server", "--port", str(port), "--bind", HOST, "--dir", str(folder), "--appendonly", "yes",
+               "--appendfsync", "always", "--save", "", "--daemonize", "no", "--logfile", str(folder / "redis.log")]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"redis://{HOST}:{port}/0"
     try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+        client = redis.Redis.from_url(url)
+        for _ in range(100):
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        stop(server)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds of process ``pid`` so far (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def redis_memory(url: str) -> tuple[float, float]:
+    """The Redis server's used memory and its append-only files' size, MiB."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    info = client.info("memory")
+    folder = Path(client.config_get("dir")["dir"])
+    aof = sum(p.stat().st_size for p in folder.rglob("*.aof"))
+    return info["used_memory"] / 2**20, aof / 2**20
 
 
-# -- the load generator ------------------------------------------------------------------
-def lookup_maker(keys: list[str], rng: random.Random) -> RequestMaker:
-    """Requests ``GET /customers/{key}`` of random sampled customers."""
+# -- 6. one event, profiled ------------------------------------------------------------------
+def profile_events(project: Path, keys: list[str], observation_end: str, count: int) -> str:
+    """``count`` events recorded in this process (no HTTP) under cProfile: milliseconds each and the top functions."""
+    from patron.serving.events import record_order
+    from patron.serving.online import open_online_store
+    from patron.serving.reader import open_version
 
-    def make(client: httpx.AsyncClient, _: int) -> Any:
-        return client.get(f"/customers/{rng.choice(keys)}")
+    settings = load_settings(project)
+    end = dt.datetime.combine(dt.date.fromisoformat(observation_end[:10]), dt.time(), dt.UTC)
+    rng = random.Random(1)
+    with open_online_store(settings) as store:
+        version = open_version(settings, store, current_version(settings.serving_dir) or "")
+        tag = f"prof-{dt.datetime.now(dt.UTC):%H%M%S}"
 
-    return make
+        def event(i: int) -> dict[str, object]:
+            revenue = round(rng.uniform(20, 400), 2)
+            return {"order_id": f"{tag}-{i}", "customer_key": rng.choice(keys), "ordered_at": end - dt.timedelta(
+                hours=rng.randint(1, 120)), "channel": "online", "country": None, "store_id": None,
+                "revenue": revenue, "gp2": round(revenue * 0.3, 2)}
 
-
-def event_maker(keys: list[str], rng: random.Random, ordered_at: dt.datetime, run_id: str) -> RequestMaker:
-    """Requests ``POST /events``: a new order id per request, for a random sampled customer.
-
-    Every order is placed at the warehouse's last order time, so the observation end stays
-    put and every event costs the same work.
-    """
-    when = ordered_at.isoformat()
-
-    def make(client: httpx.AsyncClient, i: int) -> Any:
-        revenue = round(rng.uniform(20.0, 400.0), 2)
-        body = {"order_id": f"bench-{run_id}-{i}", "customer_key": rng.choice(keys), "ordered_at": when,
-                "channel": "online", "country": "DE", "revenue": revenue, "gp2": round(revenue * 0.3, 2)}
-        return client.post("/events", json=body)
-
-    return make
-
-
-async def drive(base: str, key: str, make: RequestMaker, phase: Phase, duration: float, cap: int,
-                first_index: int) -> int:
-    """Run ``phase.concurrency`` workers until ``duration`` seconds or ``cap`` requests; returns requests sent."""
-    counter = iter(range(first_index, first_index + cap))
-    limits = httpx.Limits(max_connections=phase.concurrency, max_keepalive_connections=phase.concurrency)
-    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, limits=limits, timeout=60.0) as client:
-        deadline = time.perf_counter() + duration
-
-        async def worker() -> None:
-            for i in counter:
-                if time.perf_counter() >= deadline:
-                    return
-                started = time.perf_counter()
-                try:
-                    answer = await make(client, i)
-                    status = answer.status_code
-                except httpx.HTTPError as exc:
-                    status = type(exc).__name__
-                elapsed = (time.perf_counter() - started) * 1000.0
-                if status in (200, 201):
-                    phase.latencies_ms.append(elapsed)
-                    if status == 201:  # an event: the server's own time for it
-                        phase.recorded_ms.append(float(answer.json()["elapsed_ms"]))
-                else:
-                    phase.errors[str(status)] = phase.errors.get(str(status), 0) + 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(phase.concurrency)))
-        phase.seconds = time.perf_counter() - began
-    return len(phase.latencies_ms) + sum(phase.errors.values())
-
-
-def run_phase(base: str, key: str, pid: int, name: str, make: RequestMaker, concurrency: int, duration: float,
-              cap: int, first_index: int) -> tuple[Phase, int]:
-    """A warm-up, then one measured phase; returns it and the next free request index."""
-    warm = Phase(name, 1)
-    first_index += asyncio.run(drive(base, key, make, warm, duration, WARMUP_REQUESTS, first_index))
-    phase = Phase(name, concurrency)
-    cpu = cpu_seconds(pid)
-    first_index += asyncio.run(drive(base, key, make, phase, duration, cap, first_index))
-    phase.server_cpu_s = cpu_seconds(pid) - cpu
-    return phase, first_index
+        for i in range(5):  # compile the statements first
+            record_order(store, version, settings, event(-1 - i), key_id="bench")
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        for i in range(count):
+            record_order(store, version, settings, event(i), key_id="bench")
+        profiler.disable()
+        per_event = (time.perf_counter() - started) / count * 1000.0
+        version.close()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+    return f"{count} events in-process: {per_event:.1f} ms each (under cProfile)\n{out.getvalue()}"
 
 
 # -- the benchmark -----------------------------------------------------------------------
 def parse_args() -> argparse.Namespace:
-    """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000, help="Persons in the demo retailer.")
     parser.add_argument("--project", type=Path, default=None, help="Project folder (built when absent; reused).")
-    parser.add_argument("--duration", type=float, default=20.0, help="Seconds per measured phase.")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[16], help="Concurrent clients per phase.")
-    parser.add_argument("--max-requests", type=int, default=100_000, help="Request cap per phase.")
+    parser.add_argument("--duration", type=float, default=20.0, help="Seconds per wrk run.")
+    parser.add_argument("--warmup", type=float, default=5.0, help="Seconds of each warm-up wrk run.")
+    parser.add_argument("--workers", type=int, default=2, help="Worker processes of the new service.")
+    parser.add_argument("--online-store", nargs="+", choices=("embedded", "redis"), default=["embedded"],
+                        help="Online stores of the new design to serve from (embedded first).")
+    parser.add_argument("--old-src", type=Path, default=Path("/tmp/patron-old"),
+                        help="Checkout of the old design (warehouse-backed service); 'none' to skip it.")
+    parser.add_argument("--skip-point-reads", action="store_true", help="Skip the SQLite vs DuckDB point reads.")
+    parser.add_argument("--profile-events", type=int, default=0,
+                        help="Record this many events in-process under cProfile after the runs (0: none).")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
 
 def benchmark(project: Path, args: argparse.Namespace) -> None:
-    """Build or reuse the project, serve it and measure both endpoints at each concurrency."""
-    built = ensure_project(project, args.customers)
-    settings = load_settings(project)
-    key = create_api_key(settings, "admin")
-    keys, scored, last = sample_warehouse(project, SAMPLE_KEYS, args.seed)
-    rng = random.Random(args.seed)
-    port = free_port()
-    base = f"http://{HOST}:{port}"
-    log = project / "bench_service_server.log"
-    started = time.perf_counter()
-    server = start_server(project, port, log)
-    try:
-        health = wait_healthy(base, key, server, log)
-        start_s = time.perf_counter() - started
-        run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-        phases, index = [], 0
-        for concurrency in args.concurrency:
-            for name, make in (("GET /customers/{key}", lookup_maker(keys, rng)),
-                               ("POST /events", event_maker(keys, rng, last, run_id))):
-                phase, index = run_phase(base, key, server.pid, name, make, concurrency, args.duration,
-                                         args.max_requests, index)
-                phases.append(phase)
-                print(f"  {name} at concurrency {concurrency}: {len(phase.latencies_ms):,} ok", flush=True)
-    finally:
-        stop_server(server)
-    report(args, scored, health, built, start_s, phases)
+    """Steps 1-6 in ``project``; prints the tables."""
+    load_start = os.getloadavg()
+    patron = new_patron()
+    built = ensure_project(patron, project, args.customers)
+    published = [publish(patron, project, "embedded")]
+    sqlite_file = version_dir(load_settings(project).serving_dir, published[0].version) / "online.sqlite"
+    keys = sample_keys(sqlite_file, SAMPLE_KEYS, args.seed)
+    end = published[0].observation_end
+    print(f"  version {published[0].version}: {published[0].customers:,} customers, observation end {end}; "
+          f"{len(keys):,} keys sampled", flush=True)
+    phases: list[Phase] = []
+    reads: list[tuple[str, dict[str, float]]] = []
+    redis_mib: tuple[float, float] | None = None
+    profile = ""
+    with tempfile.TemporaryDirectory(prefix="patron-bench-service-") as folder:
+        scratch = Path(folder)
+        if not args.skip_point_reads:
+            print("Point reads ...", flush=True)
+            reads = point_reads(project, published[0].version, keys, scratch)
+        if "embedded" in args.online_store:
+            phases += run_server(patron, "new", "embedded", project, patron.key(project), keys, end, scratch, args,
+                                 args.workers)
+        if str(args.old_src) != "none":
+            old = old_patron(args.old_src)
+            copy = copy_project(project, project.with_name(project.name + "_old"))
+            phases += run_server(old, "old", "warehouse", copy, old.key(copy), keys, end, scratch, args, None)
+        if "redis" in args.online_store:
+            with redis_server(scratch / "redis") as url:
+                copy = copy_project(project, project.with_name(project.name + "_redis"))
+                with_redis(copy / "patron.toml", url)
+                published.append(publish(patron, copy, "redis"))
+                redis_mib = redis_memory(url)
+                phases += run_server(patron, "new", "redis", copy, patron.key(copy), keys, end, scratch, args,
+                                     args.workers)
+        if args.profile_events:
+            print(f"Profiling {args.profile_events} events in-process ...", flush=True)
+            profile = profile_events(project, keys, end, args.profile_events)
+    report(args, built, published, reads, phases, redis_mib, profile, load_start)
 
 
-def report(args: argparse.Namespace, scored: int, health: dict[str, Any], built: float, start_s: float,
-           phases: list[Phase]) -> None:
+def report(args: argparse.Namespace, built: float, published: list[Published],
+           reads: list[tuple[str, dict[str, float]]], phases: list[Phase], redis_mib: tuple[float, float] | None,
+           profile: str, load_start: tuple[float, float, float]) -> None:
     """Print the figures as Markdown."""
+    mib = 2**20
     print()
     if built:
         print(f"Demo project built in {built:,.0f} s.")
-    print(f"Service: {scored:,} customers scored, engine {health.get('engine')}, model {health.get('model_id')}; "
-          f"start-up to a healthy /health: {start_s:.1f} s (the first start after a batch run builds the "
-          "point-read indexes).")
-    print(f"Load: {args.duration:g} s per phase (after {WARMUP_REQUESTS} warm-up requests), cap "
-          f"{args.max_requests:,} requests, keys drawn from {SAMPLE_KEYS:,} sampled customers; "
-          f"load average {os.getloadavg()[0]:.2f} at the end, {os.cpu_count()} cores.")
-    print("The load generator (one asyncio process, httpx) runs on the same cores as the server.")
+    print(f"Load average {load_start[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; "
+          f"{os.cpu_count()} cores; wrk {args.duration:g} s per run after {args.warmup:g} s warm-ups, "
+          f"{SAMPLE_KEYS:,} sampled keys.")
     print()
-    print("| endpoint | concurrency | requests ok | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors "
-          "| server CPU ms/request | recording p50 ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| publish | customers | seconds (wall / reported) | Parquet MiB | online.sqlite MiB | target |")
+    print("|---|---:|---:|---:|---:|---|")
+    for p in published:
+        met = "met" if p.wall_s <= PUBLISH_TARGET_S else "missed"
+        print(f"| {p.store} | {p.customers:,} | {p.wall_s:,.1f} / {p.reported_s:,.1f} | {p.parquet_bytes / mib:,.0f} "
+              f"| {p.sqlite_bytes / mib:,.0f} | ≤ {PUBLISH_TARGET_S:.0f} s at 1M: {met} |")
+    if redis_mib is not None:
+        print(f"\nRedis after publishing: used memory {redis_mib[0]:,.0f} MiB, append-only files "
+              f"{redis_mib[1]:,.0f} MiB.")
+    if reads:
+        print("\n| point read of one customer (single thread) | mean µs | p50 µs | p99 µs |")
+        print("|---|---:|---:|---:|")
+        for name, r in reads:
+            print(f"| {name} | {r['mean']:,.1f} | {r['p50']:,.1f} | {r['p99']:,.1f} |")
+    print("\n| design | store | workers | endpoint | conns | ok | per s | p50 ms | p99 ms | max ms | non-2xx "
+          "| server CPU ms/req | load | target |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|")
     for phase in phases:
         print(phase.row())
+    old = {(p.endpoint, p.connections): p for p in phases if p.design == "old"}
+    if old:
+        print("\n| new / old | store | lookups/s at 16 | lookups/s at 1 | events/s at 16 | events/s at 1 |")
+        print("|---|---|---:|---:|---:|---:|")
+        for store in dict.fromkeys(p.store for p in phases if p.design == "new"):
+            new = {(p.endpoint, p.connections): p for p in phases if p.design == "new" and p.store == store}
+            cells = [f"{new[k].rate / old[k].rate:,.1f}x" if k in new and k in old and old[k].rate else "-"
+                     for k in (("lookup", 16), ("lookup", 1), ("event", 16), ("event", 1))]
+            print(f"| ratio | {store} | {' | '.join(cells)} |")
+    if profile:
+        print("\n" + profile)
 
 
 def main() -> None:
@@ -305,9 +682,9 @@ def main() -> None:
     args = parse_args()
     if args.project is not None:
         args.project.mkdir(parents=True, exist_ok=True)
-        benchmark(args.project, args)
+        benchmark(args.project.resolve(), args)
         return
-    with tempfile.TemporaryDirectory(prefix="patron-bench-service-") as folder:
+    with tempfile.TemporaryDirectory(prefix="patron-bench-service-project-") as folder:
         benchmark(Path(folder), args)
 
 

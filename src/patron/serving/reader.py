@@ -123,15 +123,14 @@ class ServingReader:
     def current(self) -> ServingVersion:
         """The version to answer with; ``NotConfigured`` (503) when none can be opened."""
         now = self.clock()
-        if now - self._checked >= self.reload_seconds:
-            # one thread opens a new version; the others answer from the one they have meanwhile
-            if self._lock.acquire(blocking=self._version is None):
-                try:
-                    if now - self._checked >= self.reload_seconds:
-                        self._refresh()
-                        self._checked = self.clock()
-                finally:
-                    self._lock.release()
+        # one thread opens a new version; the others answer from the one they have meanwhile
+        if now - self._checked >= self.reload_seconds and self._lock.acquire(blocking=self._version is None):
+            try:
+                if now - self._checked >= self.reload_seconds:
+                    self._refresh()
+                    self._checked = self.clock()
+            finally:
+                self._lock.release()
         version = self._version
         if version is None:
             raise NotConfigured(self._problem or "nothing published yet: run `patron publish`")
