@@ -1,7 +1,8 @@
-"""The whole chain, ingest to segments, gives the same tables on DuckDB and Spark."""
+"""The whole chain, ingest to segments and publish, gives the same tables and documents on DuckDB and Spark."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import ibis
@@ -13,6 +14,7 @@ from patron import pipeline
 from patron.config import Settings
 from patron.engine import connect
 from patron.engine.spark import spark_session
+from patron.serving.online import open_online_store
 from tests.conftest import settings_for
 
 
@@ -31,7 +33,8 @@ COMPARED = {"identity_map": ("source", "customer_id"), "rfm": ("customer_key",),
 
 
 def run_chain(settings: Settings, data: Path) -> tuple[dict[str, pd.DataFrame], dict[str, ibis.Schema]]:
-    """The chain's compared tables, and the schema of every table it wrote."""
+    """The chain's compared tables (and the documents of the serving version it publishes), and the schema of
+    every table it wrote."""
     results = pipeline.ingest(settings, [data])
     assert all(r.rejected == 0 for r in results), [(r.table, r.rejected) for r in results]
     pipeline.require_quality(pipeline.validate(settings))
@@ -47,6 +50,13 @@ def run_chain(settings: Settings, data: Path) -> tuple[dict[str, pd.DataFrame], 
                   for name, key in COMPARED.items()}
         schemas = {name: warehouse.table(name).schema() for name in warehouse.list_tables()
                    if not name.startswith(("__splink", "patron_"))}
+    published = pipeline.publish(settings).manifest  # the service never needs Spark: Parquet and documents
+    with open_online_store(settings) as store:
+        docs = [json.loads(store.doc(published.version, key) or "null") for key in frames["scores"].customer_key]
+    frames["published"] = pd.DataFrame({
+        "customer_key": frames["scores"].customer_key, "clv_12m": [d["scores"]["clv_12m"] for d in docs],
+        "tier": [d["segments"]["value_tier"] for d in docs], "orders": [len(d["orders"]) for d in docs],
+        "published_customers": published.customers})
     return frames, schemas
 
 
@@ -88,8 +98,8 @@ def test_the_whole_chain_gives_the_same_tables_on_duckdb_and_spark(
     finally:
         spark_session(spark_settings).sql(f"DROP DATABASE IF EXISTS {spark_settings.spark.database} CASCADE")
     assert len(duck["rfm"]) > 300 and duck["car"].shape[1] > 200
-    for name in COMPARED:
-        assert_same_frames(duck[name], spark[name], name)
+    for name in [*COMPARED, "published"]:
+        assert_same_frames(duck[name], spark[name], "scores" if name == "published" else name)
     # one schema per table, whatever the engine: no decimals, 32-bit integers or lost time zones
     assert {"scores", "segments", "backtests", "car", "orders"} <= set(duck_schemas)
     assert set(duck_schemas) <= set(spark_schemas)
