@@ -19,6 +19,7 @@ so events of different customers are rescored in parallel.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -73,8 +74,11 @@ class Rescorer:
         # a statement is prepared once and run on other rows: no plan may fold in the statistics of the rows
         # present when it was prepared (an empty input table would make the whole query a constant empty result)
         self.con.execute("SET disabled_optimizers = 'statistics_propagation'")
+        self.con.execute("SET threads = 1")  # one customer's rows: handing them between threads costs more
         self._sql: dict[tuple[Any, ...], tuple[str, pa.Schema]] = {}
+        self._prepared: dict[str, str] = {}
         self._tables: dict[str, tuple[str, ...]] = {}
+        self._names = itertools.count()
 
     def rescore(self, key: str, orders: list[dict[str, Any]], end: dt.date, *,
                 market: str | None = None) -> tuple[pa.Table, pa.Table]:
@@ -98,19 +102,23 @@ class Rescorer:
         self.con.close()
 
     def _compiled(self, key: tuple[Any, ...], build: Callable[[], ir.Table]) -> tuple[str, pa.Schema]:
-        """The prepared statement's name and the result schema of the expression ``build`` makes (once per key)."""
+        """The SQL and the result schema of the expression ``build`` makes (compiled once per key); its input
+        tables exist from then on."""
         found = self._sql.get(key)
         if found is None:
             expr = months_placeholder(build())
-            name = f"_p_statement_{len(self._sql)}"
-            for table in _placeholders(expr):  # the inputs as tables of their own, created before preparing
+            for table in _placeholders(expr):  # the inputs as tables of their own
                 self._input(table.name, table.schema.to_pyarrow())
-            self.con.execute(f'PREPARE "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
-            found = self._sql[key] = (name, expr.schema().to_pyarrow())
+            found = self._sql[key] = (str(ibis.to_sql(expr, dialect="duckdb")), expr.schema().to_pyarrow())
         return found
 
     def _input(self, name: str, schema: pa.Schema) -> None:
-        """Create temporary table ``name`` of ``schema`` unless made already (a prepared statement reads it)."""
+        """Create temporary table ``name`` of ``schema`` unless made already.
+
+        A new table changes the catalogue, and DuckDB then binds and plans every statement
+        prepared before it again on each run (30 ms for the summary): so the prepared
+        statements are dropped and prepared afresh on their next run.
+        """
         if name in self._tables:
             return
         if name == _MONTHS and self.clock is not None:
@@ -122,9 +130,12 @@ class Rescorer:
             self.con.execute(f'CREATE TEMP TABLE "{name}" ('
                              + ", ".join(f'"{c}" {DuckDBType.to_string(t)}' for c, t in types) + ")")
         self._tables[name] = tuple(schema.names)
+        for statement in self._prepared.values():
+            self.con.execute(f'DEALLOCATE "{statement}"')
+        self._prepared.clear()
 
-    def _run(self, statement: str, schema: pa.Schema, tables: dict[str, pa.Table]) -> pa.Table:
-        """Refill the input tables with ``tables``' rows, then execute the prepared ``statement``."""
+    def _run(self, sql: str, schema: pa.Schema, tables: dict[str, pa.Table]) -> pa.Table:
+        """Refill the input tables with ``tables``' rows, then execute ``sql``, prepared on its first run."""
         for name, table in tables.items():
             columns = self._tables[name]
             self.con.execute(f'DELETE FROM "{name}"')
@@ -132,6 +143,10 @@ class Rescorer:
             if rows:
                 self.con.executemany(f'INSERT INTO "{name}" VALUES ({", ".join("?" * len(columns))})',
                                      [[r[c] for c in columns] for r in rows])
+        statement = self._prepared.get(sql)
+        if statement is None:
+            statement = self._prepared[sql] = f"_p_statement_{next(self._names)}"
+            self.con.execute(f'PREPARE "{statement}" AS {sql}')
         return self.con.execute(f'EXECUTE "{statement}"').to_arrow_table().cast(schema)
 
 

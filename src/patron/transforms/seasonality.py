@@ -88,6 +88,11 @@ class Seasonality:
     market: str = "country"
     note: str | None = None
     _months: pd.DataFrame = field(init=False, repr=False, compare=False)
+    _markets: list[str] = field(init=False, repr=False, compare=False)
+    _known: frozenset[str] = field(init=False, repr=False, compare=False)
+    _month_index: pd.Index = field(init=False, repr=False, compare=False)
+    _intensities: np.ndarray = field(init=False, repr=False, compare=False)
+    _starts: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         frame = self.intensity.sort_values(["market", "month"], ignore_index=True)
@@ -100,6 +105,13 @@ class Seasonality:
             raise ValueError("intensities must be positive")
         object.__setattr__(self, "intensity", frame)
         object.__setattr__(self, "_months", self._month_table())
+        # read on every call of market_of and operational_day (thousands per second when the service rescores)
+        object.__setattr__(self, "_markets", list(dict.fromkeys(frame["market"].astype(str).tolist())))
+        object.__setattr__(self, "_known", frozenset(self._markets))
+        object.__setattr__(self, "_month_index", pd.Index(list(dict.fromkeys(self._months["market"].astype(str)
+                                                                             .tolist()))))
+        object.__setattr__(self, "_intensities", self._months["intensity"].to_numpy(dtype=float))
+        object.__setattr__(self, "_starts", self._months["start"].to_numpy(dtype=float))
 
     @classmethod
     def flat(cls, note: str | None = None, *, market: str = "country") -> Seasonality:
@@ -115,11 +127,11 @@ class Seasonality:
     @property
     def markets(self) -> list[str]:
         """The markets with their own pattern, :data:`POOLED` included."""
-        return list(dict.fromkeys(self.intensity["market"]))
+        return list(self._markets)
 
     def market_of(self, values: Iterable[object]) -> np.ndarray:
         """Each value's market on this clock: itself when known, else :data:`POOLED`."""
-        known = set(self.markets)
+        known = self._known
         return np.array([v if isinstance(v, str) and v in known else POOLED for v in values], dtype=object)
 
     def month_table(self) -> pd.DataFrame:
@@ -157,12 +169,10 @@ class Seasonality:
         jan1 = dates.astype("datetime64[Y]").astype("datetime64[D]").astype("int64")
         dom = whole - dates.astype("datetime64[M]").astype("datetime64[D]").astype("int64")
         leap = ((years % 4 == 0) & ((years % 100 != 0) | (years % 400 == 0))).astype(int)
-        table = self._months
-        names = list(dict.fromkeys(table["market"]))
         # rows of the month table are (market, leap, month) in order: index them arithmetically
-        row = (pd.Index(names).get_indexer(markets) * 2 + leap) * 12 + months - 1
-        intensity = table["intensity"].to_numpy()[row]
-        start = table["start"].to_numpy()[row]
+        row = (self._month_index.get_indexer(markets) * 2 + leap) * 12 + months - 1
+        intensity = self._intensities[row]
+        start = self._starts[row]
         within = dom + (days.ravel() - whole)
         return (jan1 + start + intensity * within).reshape(days.shape)
 

@@ -17,9 +17,11 @@ from patron.engine import Warehouse
 from patron.errors import NotFound
 from patron.governance.security import Permission
 from patron.service.deps import SettingsDep, StateDep, require
-from patron.service.schemas import AudiencePage
+from patron.service.routers import ResourceRoute
+from patron.service.schemas import GUARDED, AudiencePage, error_responses
 
-router = APIRouter(prefix="/audiences", tags=["audiences"], dependencies=[Depends(require(Permission.READ_AUDIENCES))])
+router = APIRouter(prefix="/audiences", tags=["audiences"], dependencies=[Depends(require(Permission.READ_AUDIENCES))],
+                   responses=error_responses(*GUARDED), route_class=ResourceRoute)
 
 MAX_LIMIT = 1000
 
@@ -31,7 +33,8 @@ def page(warehouse: Warehouse, members: ir.Table, *, limit: int, offset: int) ->
     return total, [str(k) for k in warehouse.to_pandas(keys)["customer_key"]]
 
 
-@router.get("/{name}", response_model=AudiencePage, summary="Members of an audience (paged)")
+@router.get("/{name}", response_model=AudiencePage, summary="Members of an audience (paged)",
+            responses=error_responses(404, 422, 503, why={404: "No audience of that name."}))
 def get_audience(
     name: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
     state: StateDep,

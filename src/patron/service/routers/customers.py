@@ -17,17 +17,21 @@ from patron.errors import NotFound, Unprocessable
 from patron.governance.security import Permission, Principal
 from patron.insights.customer_view import customer_view
 from patron.service.deps import SettingsDep, StateDep, require
-from patron.service.schemas import CUSTOMER_KEY_PATTERN, CustomerMatches, CustomerView
+from patron.service.routers import ResourceRoute
+from patron.service.schemas import CUSTOMER_KEY_PATTERN, GUARDED, CustomerMatches, CustomerView, error_responses
 from patron.serving.publish import lookup_value
 from patron.serving.reader import CustomerDoc, current_doc
 
-router = APIRouter(prefix="/customers", tags=["customers"])
+router = APIRouter(prefix="/customers", tags=["customers"], responses=error_responses(*GUARDED),
+                   route_class=ResourceRoute)
 
 CustomerKey = Annotated[str, Path(pattern=CUSTOMER_KEY_PATTERN, description="The customer key (C… or G…).")]
 Identifier = Annotated[str | None, Query(min_length=1, max_length=254)]
 
 
-@router.get("", response_model=CustomerMatches, summary="Find customers by e-mail, phone or loyalty id")
+@router.get("", response_model=CustomerMatches, summary="Find customers by e-mail, phone or loyalty id",
+            responses=error_responses(422, 503, why={422: "Invalid request: not exactly one of email, phone and "
+                                                          "loyalty_id, or one out of bounds."}))
 def find_customers(
     state: StateDep,
     settings: SettingsDep,
@@ -48,7 +52,8 @@ def find_customers(
     return {"kind": kind, "customer_keys": keys}
 
 
-@router.get("/{key}", response_model=CustomerView, response_model_exclude_none=False, summary="One customer")
+@router.get("/{key}", response_model=CustomerView, response_model_exclude_none=False, summary="One customer",
+            responses=error_responses(404, 422, 503, why={404: "No customer with that key."}))
 def get_customer(
     key: CustomerKey,
     state: StateDep,

@@ -10,13 +10,19 @@ from fastapi import APIRouter, Depends, status
 from patron.governance.security import Permission, Principal
 from patron.scoring.live import refuse_future
 from patron.service.deps import SettingsDep, StateDep, require
-from patron.service.schemas import EventResponse, OrderEvent
+from patron.service.routers import ResourceRoute
+from patron.service.schemas import GUARDED, EventResponse, OrderEvent, error_responses
 from patron.serving.events import record_order
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(prefix="/events", tags=["events"], responses=error_responses(*GUARDED),
+                   route_class=ResourceRoute)
 
 
-@router.post("", response_model=EventResponse, status_code=status.HTTP_201_CREATED, summary="Record a new order")
+@router.post("", response_model=EventResponse, status_code=status.HTTP_201_CREATED, summary="Record a new order",
+             responses=error_responses(409, 422, 503, why={
+                 409: "An order with this order_id is recorded already.",
+                 422: "Invalid request: the fields at fault; or a rule the schema cannot state: gp2 above revenue, or "
+                      "ordered_at more than `[quality] future_tolerance_days` after now."}))
 def post_event(
     body: OrderEvent,
     state: StateDep,

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Depends
 
 from patron.governance.security import Permission
 from patron.service.deps import StateDep, require
-from patron.service.schemas import Health
+from patron.service.routers import ResourceRoute
+from patron.service.schemas import GUARDED, Health, error_responses
 
-router = APIRouter(prefix="/health", tags=["health"], dependencies=[Depends(require(Permission.HEALTH))])
+router = APIRouter(prefix="/health", tags=["health"], dependencies=[Depends(require(Permission.HEALTH))],
+                   responses=error_responses(*GUARDED), route_class=ResourceRoute)
 
 
-@router.get("", response_model=Health, summary="Service status")
+@router.get("", response_model=Health, summary="Service status", responses=error_responses(503))
 def health(state: StateDep) -> Health:
     """The serving version answered from (503 when none can be opened), its age, the champion model, customers,
     and the event log: events logged, and those the batch has not taken yet. Any valid key may call it."""

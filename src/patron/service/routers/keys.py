@@ -14,9 +14,11 @@ from fastapi import APIRouter, Depends, Path, status
 from patron.errors import NotFound
 from patron.governance.security import KEY_ID_PATTERN, Permission, create_key, list_keys, parse_key, revoke_key
 from patron.service.deps import StateDep, require
-from patron.service.schemas import CreatedKey, KeyInfo, NewKey
+from patron.service.routers import ResourceRoute
+from patron.service.schemas import GUARDED, CreatedKey, KeyInfo, NewKey, error_responses
 
-router = APIRouter(prefix="/keys", tags=["keys"], dependencies=[Depends(require(Permission.MANAGE_KEYS))])
+router = APIRouter(prefix="/keys", tags=["keys"], dependencies=[Depends(require(Permission.MANAGE_KEYS))],
+                   responses=error_responses(*GUARDED), route_class=ResourceRoute)
 
 KeyId = Annotated[str, Path(pattern=KEY_ID_PATTERN, description="The 12 hex digits after `ptk_`.")]
 
@@ -27,7 +29,8 @@ def get_keys(state: StateDep) -> list[dict[str, Any]]:
     return list_keys(state.store)
 
 
-@router.post("", response_model=CreatedKey, status_code=status.HTTP_201_CREATED, summary="Create an API key")
+@router.post("", response_model=CreatedKey, status_code=status.HTTP_201_CREATED, summary="Create an API key",
+             responses=error_responses(422))
 def post_key(body: NewKey, state: StateDep) -> dict[str, Any]:
     """A new key for ``role``, returned this once; only its salted hash is stored."""
     key = create_key(state.store, body.role)
@@ -37,7 +40,8 @@ def post_key(body: NewKey, state: StateDep) -> dict[str, Any]:
     return {**info, "key": key}
 
 
-@router.delete("/{key_id}", response_model=KeyInfo, summary="Revoke an API key")
+@router.delete("/{key_id}", response_model=KeyInfo, summary="Revoke an API key",
+               responses=error_responses(404, 422, why={404: "No API key with that id."}))
 def delete_key(key_id: KeyId, state: StateDep) -> dict[str, Any]:
     """Revoke key ``key_id``: it is refused from the next request on. 404 when there is no such key."""
     if not revoke_key(state.store, key_id):

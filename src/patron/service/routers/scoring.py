@@ -10,13 +10,20 @@ from patron.errors import NotConfigured
 from patron.governance.security import Permission
 from patron.scoring.live import refuse_future, score_posted
 from patron.service.deps import SettingsDep, StateDep, require
-from patron.service.schemas import ScoreRequest, ScoreResponse
+from patron.service.routers import ResourceRoute
+from patron.service.schemas import GUARDED, ScoreRequest, ScoreResponse, error_responses
 from patron.serving.events import row_dict
 
-router = APIRouter(prefix="/score", tags=["scoring"], dependencies=[Depends(require(Permission.SCORE))])
+router = APIRouter(prefix="/score", tags=["scoring"], dependencies=[Depends(require(Permission.SCORE))],
+                   responses=error_responses(*GUARDED), route_class=ResourceRoute)
+
+INVALID = ("Invalid request: the fields at fault; or a rule the schema cannot state: a summary's recency above its T, "
+           "an order or observation_end more than `[quality] future_tolerance_days` after now, or no posted order "
+           "on or before observation_end.")
 
 
-@router.post("", response_model=ScoreResponse, summary="Score a summary or an order history")
+@router.post("", response_model=ScoreResponse, summary="Score a summary or an order history",
+             responses=error_responses(422, 503, why={422: INVALID}))
 def score(body: ScoreRequest, state: StateDep, settings: SettingsDep) -> dict[str, Any]:
     """Scores of the posted customer, as `patron score` would give them; nothing is stored.
 
@@ -35,7 +42,7 @@ def score(body: ScoreRequest, state: StateDep, settings: SettingsDep) -> dict[st
     end = body.observation_end or version.observation_end
     if end is None:
         raise NotConfigured("the serving version has no observation end (no orders): send observation_end")
-    summary = body.summary.model_dump() if body.summary is not None else None
+    summary = body.summary.scored() if body.summary is not None else None
     orders = None if summary is not None else [o.model_dump() for o in body.orders or []]
     with version.lock:
         rfm_row, scored = score_posted(version.warehouse, models, settings, end, summary=summary, orders=orders,
