@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
 
+from patron import pipeline
+from patron.activation.segments import scores_as_of
 from patron.cli.render import models_table
 from patron.config import ModelSettings, Settings
 from patron.engine import Warehouse, connect
@@ -20,7 +24,7 @@ from patron.models.margin import KeptMargin
 from patron.scoring.batch import score_customers
 from patron.scoring.fit import fit_value_models
 from patron.scoring.model_store import FittedValueModels, load_models, save_models
-from patron.transforms.observation import today_utc
+from patron.transforms.observation import today_utc, utc_day
 from tests.scoring._synthetic import (
     END,
     HORIZONS,
@@ -189,3 +193,23 @@ def test_the_observation_end_follows_the_one_rule(tmp_path: Path) -> None:
         warehouse.write("rfm", rfm.iloc[:0])
         with pytest.raises(NotFound, match="table rfm is empty"):
             score_customers(warehouse, models, settings=settings)
+
+
+def test_guest_orders_after_the_last_keyed_one_move_the_scores_end(scored_project: Path, tmp_path: Path) -> None:
+    """A bare export's last days may hold only guest orders (no customer key): the summary counts them for the
+    observation end, so the scores, the customer record and the segments must too (found running `patron run`
+    on a bare export: segments refused a record as of the day after the guests' last order)."""
+    settings = Settings(project_dir=tmp_path, engine="duckdb")
+    shutil.copy(scored_project, settings.warehouse_path)
+    with connect(settings) as warehouse:
+        values = warehouse.table("order_values")
+        last = utc_day(warehouse.scalar(values.ordered_at.max()))
+        guest = values.limit(1).mutate(order_id=ibis.literal("GUEST-LAST"), customer_key=ibis.null().cast("string"),
+                                       ordered_at=ibis.literal(pd.Timestamp(last, tz="UTC") + pd.Timedelta(days=3,
+                                                                                                         hours=9)))
+        warehouse.write("order_values", values.union(guest.cast(values.schema())))
+    pipeline.score(settings)
+    with connect(settings) as warehouse:
+        ends = warehouse.to_pandas(warehouse.table("scores").select("observation_end").distinct())
+        assert [utc_day(d) for d in ends.observation_end] == [last + dt.timedelta(days=3)]
+        assert scores_as_of(warehouse, settings) == last + dt.timedelta(days=4)

@@ -86,7 +86,8 @@ def in_memory_scores(warehouse: Warehouse, models: FittedValueModels, settings: 
                      end: dt.date, clock: Seasonality | None) -> pd.Series:
     """The fast path's maths: the row's inputs computed in Python, joined in the engine."""
     rows, spend = customer_inputs(models, settings, rfm_row, end, clock=clock)
-    expr = customer_scores(ibis.memtable(rfm_row), ibis.memtable(rows), ibis.memtable(spend), models, settings)
+    expr = customer_scores(ibis.memtable(rfm_row), ibis.memtable(rows), ibis.memtable(spend), models, settings,
+                           end)
     return warehouse.to_pandas(expr).iloc[0]
 
 

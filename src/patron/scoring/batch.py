@@ -32,7 +32,7 @@ from patron.scoring.fit import discount_share_expression
 from patron.scoring.intervals import DEFAULT_LEVEL, interval_z, log_normal_interval, spend_log_variance
 from patron.scoring.model_store import FittedValueModels, utc_now
 from patron.scoring.predictions import DEFAULT_MIN_P_ALIVE, score_inputs
-from patron.tables import RFM, SCORES
+from patron.tables import ORDER_VALUES, RFM, SCORES
 from patron.transforms.observation import observation_end as observed_until
 from patron.transforms.seasonality import Seasonality
 
@@ -98,7 +98,7 @@ def score_customers(
     horizon ``h``: ``expected_orders_<h>m``, ``expected_value_<h>m`` (undiscounted),
     ``clv_<h>m`` (discounted) and ``clv_<h>m_lower`` / ``_upper``; ``historic_gp2``,
     ``historic_revenue``; ``value_basis`` (``gp2`` or ``revenue``: what ``value`` and
-    ``clv`` measure); ``model_id``; ``scored_at``.
+    ``clv`` measure); ``model_id``; ``observation_end`` (the last day observed); ``scored_at``.
     """
     check_settings(models, settings, level)
     rfm = warehouse.table(RFM)
@@ -107,7 +107,7 @@ def score_customers(
     rows, spend = score_inputs(warehouse, models, settings, rfm, end, min_p_alive=min_p_alive, clock=clock)
     with warehouse.scratch(_arrow_rows(rows)) as row_table, warehouse.scratch(spend) as spend_table:
         expr = scores_expression(rfm, row_table, spend_table, models, horizons=horizons, value=settings.model.value,
-                                 level=level)
+                                 level=level, observation_end=end)
         warehouse.write(table, expr)
     return ScoreResult(table=table, customers=warehouse.count(warehouse.table(table)), distinct_rows=len(rows),
                        model_id=models.model_id, observation_end=end)
@@ -128,12 +128,17 @@ def check_settings(models: FittedValueModels, settings: Settings, level: float) 
 
 def _observation_end(warehouse: Warehouse, rfm: ir.Table, settings: Settings,
                      value: dt.date | str | None) -> dt.date:
-    """The scores' observation end: ``value``, else ``[model] observation_end``, else the last purchase's day.
+    """The scores' observation end: ``value``, else ``[model] observation_end``, else the last order's day.
 
-    The one rule of every step (:func:`patron.transforms.observation.observation_end`),
-    read here from ``rfm``'s ``last_purchase_at``; never later than today.
+    The one rule of every step (:func:`patron.transforms.observation.observation_end`), over
+    ``order_values`` as the summary that made ``rfm`` took it: every order counts, guests'
+    too, so when the last days hold only orders without a customer key the scores still
+    start where ``rfm``'s ``T`` ends (and agree with the customer record's date). Without
+    ``order_values`` (an ``rfm`` table alone), from ``rfm``'s ``last_purchase_at``.
     """
     try:
+        if warehouse.has_table(ORDER_VALUES):
+            return observed_until(warehouse, settings, configured=value)
         return observed_until(warehouse, settings, orders=rfm, column="last_purchase_at", configured=value)
     except NotFound as exc:
         raise NotFound("table rfm is empty: nothing to score; run `patron rfm` first") from exc
@@ -162,8 +167,12 @@ def scores_expression(
     horizons: tuple[int, ...],
     value: str,
     level: float,
+    observation_end: dt.date | None = None,
 ) -> ir.Table:
     """The per-customer scores: ``rfm`` joined to the per-row and per-frequency tables.
+
+    ``observation_end``, the last day observed, is kept in column ``observation_end``: the
+    date the scores describe, which segments and the customer record must agree with.
 
     Built in two selects: the per-customer value per order, margin and spend variance
     first, as columns, then everything that uses them, so the engine computes each once
@@ -202,6 +211,8 @@ def scores_expression(
     columns["historic_revenue"] = base.total_revenue
     columns["value_basis"] = ibis.literal(value)
     columns["model_id"] = ibis.literal(models.model_id)
+    if observation_end is not None:
+        columns["observation_end"] = ibis.literal(observation_end, type="date")
     columns["scored_at"] = ibis.literal(utc_now(), type="timestamp('UTC')")
     return base.select(**columns)
 

@@ -102,12 +102,12 @@ def customer_inputs(models: FittedValueModels, settings: Settings, rfm_row: pa.T
 
 
 def customer_scores(rfm: ir.Table, rows: ir.Table, spend: ir.Table, models: FittedValueModels,
-                    settings: Settings) -> ir.Table:
-    """The ``scores`` rows of ``rfm``: :func:`~patron.scoring.batch.scores_expression` with the settings' horizons
-    and value basis, at the batch's interval level."""
+                    settings: Settings, end: dt.date) -> ir.Table:
+    """The ``scores`` rows of ``rfm`` as of ``end``: :func:`~patron.scoring.batch.scores_expression` with the
+    settings' horizons and value basis, at the batch's interval level."""
     horizons = tuple(int(h) for h in settings.model.horizons_months)
     return scores_expression(rfm, rows, spend, models, horizons=horizons, value=settings.model.value,
-                             level=DEFAULT_LEVEL)
+                             level=DEFAULT_LEVEL, observation_end=end)
 
 
 def score_summaries(
@@ -119,7 +119,8 @@ def score_summaries(
     ``clock``: the seasonal clock ``rfm`` was summarised on (``None``: the calendar).
     """
     rows, spend = score_inputs(warehouse, models, settings, rfm, end, clock=clock)
-    return customer_scores(rfm, ibis.memtable(purchase_rows_table(rows)), ibis.memtable(spend), models, settings)
+    return customer_scores(rfm, ibis.memtable(purchase_rows_table(rows)), ibis.memtable(spend), models, settings,
+                           end)
 
 
 def purchase_rows_table(rows: pd.DataFrame) -> pa.Table:

@@ -50,7 +50,7 @@ from patron.serving.layout import (
 )
 from patron.serving.online import OnlineStore
 from patron.tables import CAR, IDENTITY_MAP, MODELS, ORDER_EVENTS, ORDER_VALUES, RFM, SCORES, SEASONALITY, SEGMENTS
-from patron.transforms.observation import observation_end
+from patron.transforms.observation import observation_end, utc_day
 from patron.transforms.pseudonyms import normalised, pii_key, pseudonym
 
 #: Tables copied into a version as they are in the warehouse (those that exist).
@@ -102,7 +102,7 @@ def publish(warehouse: Warehouse, settings: Settings, store: OnlineStore, *, kee
             customers = store.write_docs(version, customer_docs(con))
             store.write_identities(version, identity_rows(con, settings))
             model_id = _scalar(con, "SELECT model_id FROM scores LIMIT 1") if SCORES in rows else None
-        end = observation_end(warehouse, settings) if warehouse.has_table(ORDER_VALUES) else None
+        end = scores_end(warehouse, settings)
         store.finish_version(version)
         manifest = Manifest(version=version, published_at=(now or dt.datetime.now(dt.UTC)).isoformat(),
                             engine=warehouse.engine, online_store=store.backend, customers=customers,
@@ -118,6 +118,16 @@ def publish(warehouse: Warehouse, settings: Settings, store: OnlineStore, *, kee
     store.prune_live(manifest.events_upto)
     pruned = prune(root, store, keep or settings.serve.keep)
     return PublishResult(manifest, (dt.datetime.now(dt.UTC) - started).total_seconds(), pruned)
+
+
+def scores_end(warehouse: Warehouse, settings: Settings) -> dt.date | None:
+    """The last day the scores observed: their ``observation_end`` column, else the one rule over ``order_values``."""
+    scores = warehouse.table(SCORES)
+    if "observation_end" in scores.columns:
+        day = utc_day(warehouse.scalar(scores.observation_end.max()))
+        if day is not None:
+            return day
+    return observation_end(warehouse, settings) if warehouse.has_table(ORDER_VALUES) else None
 
 
 def prune(root: Path, store: OnlineStore, keep: int) -> tuple[str, ...]:

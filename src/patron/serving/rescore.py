@@ -89,9 +89,9 @@ class Rescorer:
         rfm_row = self._run(summary, summary_schema, {_ORDERS: table})
         rows, spend = customer_inputs(self.models, self.settings, rfm_row, end, clock=self.clock)
         scores, scores_schema = self._compiled(
-            ("scores", rfm_row.schema, rows.schema, spend.schema), lambda: customer_scores(
+            ("scores", end, rfm_row.schema, rows.schema, spend.schema), lambda: customer_scores(
                 _placeholder(_RFM, rfm_row.schema), _placeholder(_ROWS, rows.schema),
-                _placeholder(_SPEND, spend.schema), self.models, self.settings))
+                _placeholder(_SPEND, spend.schema), self.models, self.settings, end))
         scored = self._run(scores, scores_schema, {_RFM: rfm_row, _ROWS: rows, _SPEND: spend})
         if "scored_at" in scored.column_names:  # the compiled literal is the compile time: now instead
             at = pa.array([dt.datetime.now(dt.UTC)] * scored.num_rows, type=scored.schema.field("scored_at").type)
