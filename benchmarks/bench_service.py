@@ -107,15 +107,16 @@ _LUA_EVENTS = """
 local keys = {%(keys)s}
 local times = {%(times)s}
 local headers = {["X-API-Key"] = "%(api_key)s", ["Content-Type"] = "application/json"}
-local n = 0
+local n, prefix = 0, "%(prefix)s"
 function init(args)
   math.randomseed(%(seed)d + 104729 * tid)
+  prefix = prefix .. "-" .. (args[1] or "run") .. "-" .. tid  -- order ids unique per run and thread
 end
 function request()
   n = n + 1
   local revenue = math.random(2000, 40000) / 100
-  local body = string.format('{"order_id":"%(prefix)s-%%d-%%d","customer_key":"%%s","ordered_at":"%%s",'
-    .. '"channel":"online","revenue":%%.2f,"gp2":%%.2f}', tid, n, keys[math.random(#keys)],
+  local body = string.format('{"order_id":"%%s-%%d","customer_key":"%%s","ordered_at":"%%s",'
+    .. '"channel":"online","revenue":%%.2f,"gp2":%%.2f}', prefix, n, keys[math.random(#keys)],
     times[math.random(#times)], revenue, math.floor(revenue * 30) / 100)
   return wrk.format("POST", "/events", headers, body)
 end
@@ -314,7 +315,7 @@ def point_reads(project: Path, version: str, keys: list[str], scratch: Path) -> 
     scores = str(folder / "tables" / "scores.parquet").replace("'", "''")
     snapshot.execute(f"CREATE VIEW scores AS SELECT * FROM read_parquet('{scores}')")
     results.append(("DuckDB: one `scores` row from the version's Parquet (the service's in-memory snapshot)",
-                    timed_reads(lambda k: snapshot.execute("SELECT * FROM scores WHERE customer_key = ?",
+                    timed_reads(lambda k: snapshot.execute("SELECT to_json(s) FROM scores AS s WHERE customer_key = ?",
                                                            [k]).fetchone(), keys[:1000])))
     snapshot.close()
     return results
@@ -443,7 +444,7 @@ def wrk(script: Path, base: str, connections: int, seconds: float) -> dict[str, 
     """Run wrk; its BENCH line as a dict."""
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", WRK_TIMEOUT,
-               "-s", str(script), base]
+               "-s", str(script), base, "--", f"{time.time_ns():x}"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
     line = next((s for s in done.stdout.splitlines() if s.startswith("BENCH ")), None)
     if done.returncode or line is None:
@@ -504,8 +505,10 @@ def with_redis(toml: Path, url: str) -> None:
 
 
 @contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A redis-server on a free loopback port (append-only, fsync on every write); yields its URL."""
+def redis_server(folder: Path, keep_log: Path) -> Iterator[str]:
+    """A redis-server on a free loopback port (append-only, fsync on every write); yields its URL.
+
+    Its log is copied to ``keep_log`` when it stops."""
     import redis
 
     port = free_port()
@@ -525,22 +528,31 @@ def redis_server(folder: Path) -> Iterator[str]:
         yield url
     finally:
         stop(server)
+        if (folder / "redis.log").exists():
+            shutil.copy2(folder / "redis.log", keep_log)
 
 
 def redis_memory(url: str) -> tuple[float, float]:
-    """The Redis server's used memory and its append-only files' size, MiB."""
+    """The Redis server's used memory and its append-only files' size, MiB, once a rewrite of the append-only
+    file the load triggered has finished (so the runs do not overlap it)."""
     import redis
 
     client = redis.Redis.from_url(url)
-    info = client.info("memory")
+    started = time.monotonic()
+    while client.info("persistence")["aof_rewrite_in_progress"] and time.monotonic() - started < 600:
+        time.sleep(1)
+    persistence = client.info("persistence")
+    print(f"  redis: waited {time.monotonic() - started:.0f} s for the append-only rewrite; last fork "
+          f"{persistence.get('latest_fork_usec', 0) / 1000:.0f} ms, rewrites "
+          f"{persistence.get('aof_rewrites', '?')}", flush=True)
     folder = Path(client.config_get("dir")["dir"])
     aof = sum(p.stat().st_size for p in folder.rglob("*.aof"))
-    return info["used_memory"] / 2**20, aof / 2**20
+    return client.info("memory")["used_memory"] / 2**20, aof / 2**20
 
 
 # -- 6. one event, profiled ------------------------------------------------------------------
 def profile_events(project: Path, keys: list[str], observation_end: str, count: int) -> str:
-    """``count`` events recorded in this process (no HTTP) under cProfile: milliseconds each and the top functions."""
+    """``count`` events recorded in this process (no HTTP), timed, then ``count`` more under cProfile."""
     from patron.serving.events import record_order
     from patron.serving.online import open_online_store
     from patron.serving.reader import open_version
@@ -548,29 +560,34 @@ def profile_events(project: Path, keys: list[str], observation_end: str, count: 
     settings = load_settings(project)
     end = dt.datetime.combine(dt.date.fromisoformat(observation_end[:10]), dt.time(), dt.UTC)
     rng = random.Random(1)
+    tag = f"prof-{time.time_ns():x}"
+
+    def event(i: int) -> dict[str, object]:
+        revenue = round(rng.uniform(20, 400), 2)
+        return {"order_id": f"{tag}-{i}", "customer_key": rng.choice(keys), "ordered_at": end - dt.timedelta(
+            hours=rng.randint(1, 120)), "channel": "online", "country": None, "store_id": None,
+            "revenue": revenue, "gp2": round(revenue * 0.3, 2)}
+
     with open_online_store(settings) as store:
         version = open_version(settings, store, current_version(settings.serving_dir) or "")
-        tag = f"prof-{dt.datetime.now(dt.UTC):%H%M%S}"
-
-        def event(i: int) -> dict[str, object]:
-            revenue = round(rng.uniform(20, 400), 2)
-            return {"order_id": f"{tag}-{i}", "customer_key": rng.choice(keys), "ordered_at": end - dt.timedelta(
-                hours=rng.randint(1, 120)), "channel": "online", "country": None, "store_id": None,
-                "revenue": revenue, "gp2": round(revenue * 0.3, 2)}
-
+        logged = store.last_seq() - version.manifest.events_upto
         for i in range(5):  # compile the statements first
             record_order(store, version, settings, event(-1 - i), key_id="bench")
-        profiler = cProfile.Profile()
         started = time.perf_counter()
-        profiler.enable()
         for i in range(count):
             record_order(store, version, settings, event(i), key_id="bench")
+        plain = (time.perf_counter() - started) / count * 1000.0
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for i in range(count, 2 * count):
+            record_order(store, version, settings, event(i), key_id="bench")
         profiler.disable()
-        per_event = (time.perf_counter() - started) / count * 1000.0
         version.close()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
-    return f"{count} events in-process: {per_event:.1f} ms each (under cProfile)\n{out.getvalue()}"
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+    text = re.sub(r"\n\s*Ordered by.*?\n\n", "\n", out.getvalue(), flags=re.S)
+    return (f"{store.backend}: {count} events recorded in-process (no HTTP) with {logged:,} events logged since the "
+            f"version: {plain:.1f} ms each; {count} more under cProfile:\n```\n{text.strip()}\n```")
 
 
 # -- the benchmark -----------------------------------------------------------------------
@@ -606,7 +623,7 @@ def benchmark(project: Path, args: argparse.Namespace) -> None:
     phases: list[Phase] = []
     reads: list[tuple[str, dict[str, float]]] = []
     redis_mib: tuple[float, float] | None = None
-    profile = ""
+    profiles: list[str] = []
     with tempfile.TemporaryDirectory(prefix="patron-bench-service-") as folder:
         scratch = Path(folder)
         if not args.skip_point_reads:
@@ -615,27 +632,30 @@ def benchmark(project: Path, args: argparse.Namespace) -> None:
         if "embedded" in args.online_store:
             phases += run_server(patron, "new", "embedded", project, patron.key(project), keys, end, scratch, args,
                                  args.workers)
+            if args.profile_events:
+                print(f"Profiling {args.profile_events} events in-process (embedded) ...", flush=True)
+                profiles.append(profile_events(project, keys, end, args.profile_events))
         if str(args.old_src) != "none":
             old = old_patron(args.old_src)
             copy = copy_project(project, project.with_name(project.name + "_old"))
             phases += run_server(old, "old", "warehouse", copy, old.key(copy), keys, end, scratch, args, None)
         if "redis" in args.online_store:
-            with redis_server(scratch / "redis") as url:
+            with redis_server(scratch / "redis", project.with_name(project.name + "_redis.log")) as url:
                 copy = copy_project(project, project.with_name(project.name + "_redis"))
                 with_redis(copy / "patron.toml", url)
                 published.append(publish(patron, copy, "redis"))
                 redis_mib = redis_memory(url)
                 phases += run_server(patron, "new", "redis", copy, patron.key(copy), keys, end, scratch, args,
                                      args.workers)
-        if args.profile_events:
-            print(f"Profiling {args.profile_events} events in-process ...", flush=True)
-            profile = profile_events(project, keys, end, args.profile_events)
-    report(args, built, published, reads, phases, redis_mib, profile, load_start)
+                if args.profile_events:
+                    print(f"Profiling {args.profile_events} events in-process (redis) ...", flush=True)
+                    profiles.append(profile_events(copy, keys, end, args.profile_events))
+    report(args, built, published, reads, phases, redis_mib, profiles, load_start)
 
 
 def report(args: argparse.Namespace, built: float, published: list[Published],
            reads: list[tuple[str, dict[str, float]]], phases: list[Phase], redis_mib: tuple[float, float] | None,
-           profile: str, load_start: tuple[float, float, float]) -> None:
+           profiles: list[str], load_start: tuple[float, float, float]) -> None:
     """Print the figures as Markdown."""
     mib = 2**20
     print()
@@ -673,7 +693,7 @@ def report(args: argparse.Namespace, built: float, published: list[Published],
             cells = [f"{new[k].rate / old[k].rate:,.1f}x" if k in new and k in old and old[k].rate else "-"
                      for k in (("lookup", 16), ("lookup", 1), ("event", 16), ("event", 1))]
             print(f"| ratio | {store} | {' | '.join(cells)} |")
-    if profile:
+    for profile in profiles:
         print("\n" + profile)
 
 

@@ -282,3 +282,80 @@ def test_admins_create_and_revoke_keys_while_the_service_runs(scored_project: An
         assert client.delete("/keys/0123456789ab", headers=admin).status_code == 404
         assert client.delete("/keys/not-a-key-id", headers=admin).status_code == 422
         assert client.post("/keys", json={"role": "owner"}, headers=admin).status_code == 422
+
+
+def test_a_summary_may_name_its_monetary_value_monetary_value(client: TestClient, service: Service) -> None:
+    """``monetary_value`` (the spend model's name for the mean revenue of the repeat days) scores as
+    ``monetary_revenue``; shown here on a history whose GP2 is its revenue, where the two columns of the returned
+    summary agree."""
+    headers = service.headers("analyst")
+    orders = [{"ordered_at": f"2024-0{m}-10T12:00:00Z", "revenue": r} for m, r in ((1, 30.0), (3, 50.0), (5, 70.0))]
+    history = client.post("/score", json={"orders": orders, "observation_end": "2024-08-01"}, headers=headers).json()
+    summary = history["summary"]
+    assert summary["frequency"] == 2
+    assert summary["monetary_value"] == summary["monetary_revenue"] == pytest.approx(60.0)
+    base = {k: summary[k] for k in ("frequency", "recency", "T", "total_revenue", "total_gp2")}
+    by_name = {name: client.post("/score", json={"summary": {**base, name: summary[name]},
+                                                 "observation_end": "2024-08-01"}, headers=headers)
+               for name in ("monetary_value", "monetary_revenue")}
+    assert [r.status_code for r in by_name.values()] == [200, 200], [r.text for r in by_name.values()]
+    by_value, by_revenue = (r.json() for r in by_name.values())
+    assert by_value["summary"] == by_revenue["summary"]
+    assert by_value["summary"]["monetary_revenue"] == pytest.approx(60.0)
+    for name in ("p_alive", "expected_revenue_per_order", "expected_margin", "clv_12m", "clv_36m_upper"):
+        assert by_value["scores"][name] == pytest.approx(by_revenue["scores"][name], rel=1e-9), name
+        assert by_value["scores"][name] == pytest.approx(history["scores"][name], rel=1e-9), name
+    both = client.post("/score", json={"summary": {**base, "monetary_value": 60.0, "monetary_revenue": 60.0}},
+                       headers=headers)
+    assert both.status_code == 422 and "not both" in both.json()["message"]
+
+
+@pytest.mark.parametrize(("summary", "words"), [
+    ({"frequency": 3, "recency": 0.0, "T": 20.0}, "a repeat purchase day lies after the first"),
+    ({"frequency": 2, "recency": 5.0, "T": 20.0, "monetary_value": None}, "may be left out but not null"),
+    ({"frequency": "2", "recency": 5.0, "T": 20.0}, "body.summary.frequency"),
+    ({"frequency": 2, "recency": 5.0, "T": 20.0, "monetary_revenue": "60"}, "body.summary.monetary_revenue"),
+])
+def test_an_impossible_summary_gets_422(
+    summary: dict[str, Any], words: str, client: TestClient, service: Service
+) -> None:
+    response = client.post("/score", json={"summary": summary}, headers=service.headers("analyst"))
+    assert response.status_code == 422, response.text
+    assert words in response.json()["message"]
+
+
+def test_a_body_over_the_limit_gets_413(client: TestClient, service: Service) -> None:
+    body = b'{"summary": {"frequency": 1, "recency": 1.0, "T": 2.0}, "pad": "' + b"x" * 2_000_000 + b'"}'
+    response = client.post("/score", content=body, headers={**service.headers("analyst"),
+                                                               "Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert "request body too large" in response.json()["detail"]
+
+
+def test_no_key_and_malformed_json_gets_401_not_422(client: TestClient) -> None:
+    response = client.post("/events", content=b'{"order_id": ', headers={"Content-Type": "application/json"})
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "X-API-Key"
+
+
+def test_a_method_a_path_does_not_take_gets_405_naming_those_it_takes(client: TestClient, service: Service) -> None:
+    for method in ("PUT", "PATCH", "OPTIONS"):
+        response = client.request(method, "/keys", headers=service.headers("admin"))
+        assert response.status_code == 405
+        assert response.headers["allow"] == "GET, POST"
+
+
+def test_the_openapi_document_names_every_refusal(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            assert {"400", "401", "403", "413", "429"} <= codes, (method, path, codes)
+            assert "Retry-After" in operation["responses"]["429"]["headers"]
+            assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+            if path not in ("/keys", "/keys/{key_id}"):  # the keys live in the online store, not the version
+                assert "503" in codes, (method, path)
+    assert "404" in document["paths"]["/customers/{key}"]["get"]["responses"]
+    assert "409" in document["paths"]["/events"]["post"]["responses"]
+    summary = document["components"]["schemas"]["Summary"]
+    assert "monetary_value" in summary["properties"] and "GP2" in summary["properties"]["monetary_value"]["description"]

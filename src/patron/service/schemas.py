@@ -167,9 +167,9 @@ class ScoreRequest(StrictBody):
     summary: Summary | None = Field(None, json_schema_extra=_without_null)
     orders: list[PostedOrder] | None = Field(None, min_length=1, max_length=10_000, json_schema_extra=_without_null)
     observation_end: dt.date | None = Field(
-        None, json_schema_extra=_in_years, description="Last day observed, 1970-01-01 to 2099-12-31 and not in the future; default: the "
-                          "warehouse's (the day of its last order). An order history needs an order on or before it."
-    )
+        None, json_schema_extra=_in_years,
+        description="Last day observed, 1970-01-01 to 2099-12-31 and not in the future; default: the warehouse's "
+                    "(the day of its last order). An order history needs an order on or before it.")
     market: str | None = Field(
         None, pattern=r"^[A-Z]{2}$",
         description="The customer's market (ISO country): on a seasonal clock, whose months the history is "
