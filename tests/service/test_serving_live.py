@@ -204,3 +204,67 @@ def test_acknowledged_events_survive_kill_9(scored_project: Path, tmp_path: Path
     with connect(settings) as warehouse:
         taken = warehouse.to_pandas(warehouse.table("order_events").select("order_id", "seq"))
     assert set(taken.order_id) == logged and taken.order_id.is_unique and taken.seq.is_unique
+
+
+def test_the_event_log_reconciles_with_batch_runs_between_events(scored_project: Path, tmp_path: Path) -> None:
+    """Events from 8 clients, a batch run (take the log, rescore, publish) in the middle of them: every
+    acknowledged event is ingested exactly once, and nothing else is."""
+    own = make_service(scored_project, tmp_path / "reconcile")
+    keys = some_keys(own, 12)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(own.settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+
+    def post(worker: int, count: int) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=own.headers("admin"), timeout=60) as http:
+            for n in range(count):
+                order = f"RC-{worker}-{n}-{len(acknowledged)}"
+                response = http.post("/events", json={
+                    "order_id": order, "customer_key": keys[(worker + n) % len(keys)],
+                    "ordered_at": "2025-12-29T12:00:00Z", "revenue": 40.0, "gp2": 15.0})
+                assert response.status_code == 201, response.text
+                with lock:
+                    acknowledged.append(order)
+
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with ThreadPoolExecutor(8) as pool:
+            first = [pool.submit(post, w, 2) for w in range(8)]
+            time.sleep(0.2)
+            pipeline.summarise(own.settings)  # the batch runs while events arrive
+            pipeline.score(own.settings)
+            pipeline.segments(own.settings)
+            pipeline.publish(own.settings)
+            for job in first:
+                job.result()
+            for job in [pool.submit(post, w, 2) for w in range(8)]:
+                job.result()
+        pipeline.summarise(own.settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+    with connect(own.settings) as warehouse:
+        events = warehouse.to_pandas(warehouse.table("order_events").select("order_id", "seq"))
+        values = warehouse.table("order_values")
+        posted = warehouse.count(values.filter(values.order_id.startswith("RC-")))
+    assert len(acknowledged) == 8 * 4
+    assert sorted(events.order_id) == sorted(acknowledged) and events.seq.is_unique
+    assert posted == len(acknowledged)  # each in order_values once
+
+
+def test_metrics_show_the_version_its_age_and_the_requests(scored_project: Path, tmp_path: Path) -> None:
+    own = make_service(scored_project, tmp_path / "metrics")
+    with TestClient(create_app(own.settings)) as client:
+        health = client.get("/health", headers=own.headers("store")).json()
+        assert client.get("/customers/NOSUCHKEY", headers=own.headers("store")).status_code == 404
+        text = client.get("/metrics").text  # open, like /docs: an operator's scraper holds no API key
+    assert f'patron_serving_version_info{{version="{health["version"]}"}} 1.0' in text
+    assert "patron_serving_version_age_seconds" in text and "patron_event_log_lag 0.0" in text
+    assert 'route="/customers/{key}"' in text and 'status="404"' in text
+    assert "patron_http_request_duration_seconds_bucket" in text
