@@ -12,7 +12,9 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from patron import pipeline
-from patron.config import load_settings, write_default_config
+from patron.config import Settings, load_settings, write_default_config
 from patron.engine import connect
 from patron.service.app import create_app
 from patron.serving.layout import current_version, table_path
@@ -33,6 +35,24 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[int]:
+    """A real uvicorn server of the app on a free loopback port, in a thread; yields the port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
 
 
 def some_keys(service: Service, n: int) -> list[str]:
@@ -75,47 +95,36 @@ def test_a_new_version_is_picked_up_and_a_corrupt_one_is_refused(scored_project:
 
 
 def test_batch_commands_run_while_the_service_answers(scored_project: Path, tmp_path: Path) -> None:
-    """score, publish and erase while lookups run on a real server: every lookup answers 200 (or 404 for the
-    erased customer), and the service moves to the new version."""
+    """score, publish and erase while lookups run on a real server: every lookup answers 200, the service moves
+    to the new version, and the erased customer is gone from it at once."""
     own = make_service(scored_project, tmp_path / "busy")
     keys = some_keys(own, 40)
     erased = keys.pop()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(own.settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     stop = threading.Event()
     statuses: Counter[int] = Counter()
 
-    def look_up(worker: int) -> None:
+    def look_up(worker: int, port: int) -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=own.headers("store"), timeout=30) as http:
             i = worker
             while not stop.is_set():
                 statuses[http.get(f"/customers/{keys[i % len(keys)]}").status_code] += 1
                 i += 7
 
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        with ThreadPoolExecutor(4) as pool:
-            running = [pool.submit(look_up, w) for w in range(4)]
+    with served(own.settings) as port, ThreadPoolExecutor(4) as pool:
+        running = [pool.submit(look_up, w, port) for w in range(4)]
+        try:
             time.sleep(0.5)
             pipeline.score(own.settings)
             new = pipeline.publish(own.settings).manifest.version
             result = pipeline.erase(own.settings, [erased], reason="ticket while serving")
             time.sleep(0.5)
+        finally:
             stop.set()
-            for job in running:
-                job.result()
+        for job in running:
+            job.result()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=own.headers("store"), timeout=30) as http:
             assert http.get("/health").json()["version"] == new
             assert http.get(f"/customers/{erased}").status_code == 404
-    finally:
-        stop.set()
-        server.should_exit = True
-        thread.join(timeout=20)
     assert result.customer_keys == (erased,)
     assert set(statuses) == {200} and sum(statuses.values()) > 50, statuses
 
@@ -211,14 +220,10 @@ def test_the_event_log_reconciles_with_batch_runs_between_events(scored_project:
     acknowledged event is ingested exactly once, and nothing else is."""
     own = make_service(scored_project, tmp_path / "reconcile")
     keys = some_keys(own, 12)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(own.settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     acknowledged: list[str] = []
     lock = threading.Lock()
 
-    def post(worker: int, count: int) -> None:
+    def post(worker: int, count: int, port: int) -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=own.headers("admin"), timeout=60) as http:
             for n in range(count):
                 order = f"RC-{worker}-{n}-{len(acknowledged)}"
@@ -229,26 +234,18 @@ def test_the_event_log_reconciles_with_batch_runs_between_events(scored_project:
                 with lock:
                     acknowledged.append(order)
 
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        with ThreadPoolExecutor(8) as pool:
-            first = [pool.submit(post, w, 2) for w in range(8)]
-            time.sleep(0.2)
-            pipeline.summarise(own.settings)  # the batch runs while events arrive
-            pipeline.score(own.settings)
-            pipeline.segments(own.settings)
-            pipeline.publish(own.settings)
-            for job in first:
-                job.result()
-            for job in [pool.submit(post, w, 2) for w in range(8)]:
-                job.result()
-        pipeline.summarise(own.settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with served(own.settings) as port, ThreadPoolExecutor(8) as pool:
+        first = [pool.submit(post, w, 2, port) for w in range(8)]
+        time.sleep(0.2)
+        pipeline.summarise(own.settings)  # the batch runs while events arrive
+        pipeline.score(own.settings)
+        pipeline.segments(own.settings)
+        pipeline.publish(own.settings)
+        for job in first:
+            job.result()
+        for job in [pool.submit(post, w, 2, port) for w in range(8)]:
+            job.result()
+    pipeline.summarise(own.settings)
     with connect(own.settings) as warehouse:
         events = warehouse.to_pandas(warehouse.table("order_events").select("order_id", "seq"))
         values = warehouse.table("order_values")
