@@ -28,6 +28,7 @@ import pyarrow as pa
 from patron.config import Settings
 from patron.engine import Warehouse
 from patron.errors import Conflict
+from patron.serving.layout import TIME_FORMAT
 from patron.serving.online import OnlineStore, StaleLiveRow
 from patron.serving.reader import ServingVersion, current_doc
 from patron.tables import ORDER_EVENTS
@@ -71,7 +72,7 @@ def json_value(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, pd.Timestamp | dt.datetime):
-        return utc_timestamp(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return utc_timestamp(value).strftime(TIME_FORMAT)
     if isinstance(value, dt.date):
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars

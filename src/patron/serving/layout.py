@@ -34,6 +34,8 @@ VERSIONS = "versions"
 TABLES = "tables"
 #: Manifest format; a reader refuses another.
 FORMAT = 1
+#: How a customer document writes a time: ISO 8601 in UTC to the microsecond (DuckDB's and Python's strftime alike).
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from patron.contract import CUSTOMERS
 from patron.engine import Warehouse
 from patron.errors import NotConfigured
 from patron.serving.layout import (
+    TIME_FORMAT,
     Manifest,
     current_version,
     new_version,
@@ -231,7 +232,7 @@ def json_struct(con: duckdb.DuckDBPyConnection, table: str, alias: str, columns:
         if kind in ("DOUBLE", "FLOAT", "REAL"):
             ref = f"CASE WHEN isfinite({ref}) THEN {ref} END"
         elif kind.startswith("TIMESTAMP"):
-            ref = f"strftime({ref}, '%Y-%m-%dT%H:%M:%S.%fZ')"
+            ref = f"strftime({ref}, '{TIME_FORMAT}')"
         fields.append(f"\"{name}\" := {ref}")
     return f"struct_pack({', '.join(fields)})" if fields else "NULL"
 
