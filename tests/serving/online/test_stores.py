@@ -279,3 +279,21 @@ def test_reads_from_many_threads(store: OnlineStore) -> None:
     for w in workers:
         w.join()
     assert wrong == []
+
+
+def test_latest_ordered_at_after_a_seq(store: OnlineStore) -> None:
+    """The live observation end counts the orders logged since the version: the latest order time after a seq."""
+    assert store.latest_ordered_at(0) is None
+    times = [T0 + dt.timedelta(days=d) for d in (3, 1, 5, 2)]
+    for n, when in enumerate(times, start=1):
+        store.record_event(event(f"o{n}", f"c{n}", ordered_at=when), expected_seq=None, doc=doc_of(f"c{n}"))
+
+    def latest(after: int) -> dt.datetime | None:
+        text = store.latest_ordered_at(after)
+        return None if text is None else dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    assert latest(0) == T0 + dt.timedelta(days=5)
+    assert latest(3) == T0 + dt.timedelta(days=2)  # only the 4th event is after seq 3
+    assert latest(4) is None
+    store.erase(["c3"], [])
+    assert latest(0) == T0 + dt.timedelta(days=3)  # an erased order no longer moves the end

@@ -73,8 +73,8 @@ SCRIPT_CHUNK = 1_000
 _CONFLICT, _STALE = -1, -2
 
 _RECORD_EVENT = """
--- KEYS: orders, seq, events, live, live_seq, the customer's event index
--- ARGV: order id, customer key, expected seq ('' = no live row), document, event JSON
+-- KEYS: orders, seq, events, live, live_seq, the customer's event index, event times
+-- ARGV: order id, customer key, expected seq ('' = no live row), document, event JSON, ordered_at (epoch us)
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return -1 end
 local current = redis.call('ZSCORE', KEYS[5], ARGV[2])
 if ARGV[3] == '' then
@@ -88,6 +88,7 @@ redis.call('HSET', KEYS[1], ARGV[1], seq)
 redis.call('HSET', KEYS[4], ARGV[2], seq .. '\\n' .. ARGV[4])
 redis.call('ZADD', KEYS[5], seq, ARGV[2])
 redis.call('HSET', KEYS[6], seq, ARGV[1])
+redis.call('ZADD', KEYS[7], ARGV[6], seq)
 return seq
 """
 
@@ -109,16 +110,17 @@ return removed
 """
 
 _ERASE_EVENTS = """
--- KEYS: live, live_seq, events, orders, then each customer's event index; ARGV: the customer keys
+-- KEYS: live, live_seq, events, orders, event times, then each customer's event index; ARGV: the customer keys
 local removed = 0
 for i, customer in ipairs(ARGV) do
   removed = removed + redis.call('HDEL', KEYS[1], customer)
   redis.call('ZREM', KEYS[2], customer)
-  local index = KEYS[4 + i]
+  local index = KEYS[5 + i]
   local entries = redis.call('HGETALL', index)
   for j = 1, #entries, 2 do
     removed = removed + redis.call('XDEL', KEYS[3], entries[j] .. '-0')
     redis.call('HDEL', KEYS[4], entries[j + 1])
+    redis.call('ZREM', KEYS[5], entries[j])
   end
   redis.call('DEL', index)
 end
@@ -371,8 +373,11 @@ class RedisStore(OnlineStore):
             if values[field] is not None:
                 values[field] = float(values[field])
         keys = [self._k("orders"), self._k("seq"), self._k("events"), self._k("live"), self._k("live_seq"),
-                self._customer_events(customer_key)]
-        args = [order_id, customer_key, "" if expected_seq is None else int(expected_seq), doc, _dumps(values)]
+                self._customer_events(customer_key), self._k("event_times")]
+        at = dt.datetime.fromisoformat(str(values["ordered_at"]).replace("Z", "+00:00"))
+        at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+        args = [order_id, customer_key, "" if expected_seq is None else int(expected_seq), doc, _dumps(values),
+                round(at.timestamp() * 1_000_000)]
         seq = int(self._record_event(keys=keys, args=args))
         if seq == _CONFLICT:
             raise Conflict(f"order {order_id!r} is recorded already")
@@ -394,6 +399,18 @@ class RedisStore(OnlineStore):
             values["seq"] = int(entry_id.partition("-")[0])
             out.append({field: values.get(field) for field in EVENT_FIELDS})
         return out
+
+    def latest_ordered_at(self, after_seq: int) -> str | None:
+        # the events by time, latest first (a sorted set): the first one logged after after_seq is the answer,
+        # and events posted since the version are the latest ones, so it is found at once
+        start, page = 0, 256
+        while batch := self._r.zrevrange(self._k("event_times"), start, start + page - 1, withscores=True):
+            for member, score in batch:
+                if int(member) > after_seq:
+                    when = dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=int(score))
+                    return when.isoformat()
+            start += page
+        return None
 
     def last_seq(self) -> int:
         latest = self._r.xrevrange(self._k("events"), max="+", min="-", count=1)
@@ -418,7 +435,7 @@ class RedisStore(OnlineStore):
             keys = [self._v(version, "docs"), *(self._v(version, f"{p}:{k}") for k in kinds for p in ("id", "of"))]
             for chunk in _chunks(customers, SCRIPT_CHUNK):
                 removed += int(self._erase_version(keys=keys, args=list(chunk)))
-        fixed = [self._k("live"), self._k("live_seq"), self._k("events"), self._k("orders")]
+        fixed = [self._k("live"), self._k("live_seq"), self._k("events"), self._k("orders"), self._k("event_times")]
         for chunk in _chunks(customers, SCRIPT_CHUNK):
             keys = fixed + [self._customer_events(c) for c in chunk]
             removed += int(self._erase_events(keys=keys, args=list(chunk)))
