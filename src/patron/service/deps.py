@@ -1,5 +1,8 @@
 """Dependencies of the service's endpoints: settings, the serving layer, the caller and its permission.
 
+Every dependency is ``async`` (they only read what the app holds): FastAPI runs a plain
+``def`` dependency on a worker thread, a hop that cost more than a lookup itself.
+
 The service reads only the serving layer: the online store (documents, event log, API
 keys) and the current serving version (:class:`patron.serving.reader.ServingReader`,
 reloaded within ``[serve] reload_seconds`` of a publish). It never opens the warehouse,
@@ -14,9 +17,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
@@ -85,17 +88,17 @@ class ServiceState:
         return self.reader.current()
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was created with (tests may override this dependency)."""
     return request.app.state.settings
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     """The running service's state, set by the lifespan."""
     return request.app.state.service
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     state: Annotated[ServiceState, Depends(get_state)],
     key: Annotated[str | None, Security(_api_key)] = None,
@@ -110,10 +113,10 @@ def get_principal(
     return state.keys.principal(key)
 
 
-def require(permission: Permission) -> Callable[[Principal], Principal]:
+def require(permission: Permission) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     """A dependency admitting callers whose role holds ``permission`` (403 otherwise)."""
 
-    def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         principal.require(permission)
         return principal
 
