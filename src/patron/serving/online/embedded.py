@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS events (
     ordered_at TEXT NOT NULL, channel TEXT, country TEXT, store_id TEXT, revenue REAL, gp2 REAL,
     received_at TEXT NOT NULL, key_id TEXT);
 CREATE INDEX IF NOT EXISTS events_customer ON events (customer_key);
+CREATE INDEX IF NOT EXISTS events_time ON events (ordered_at);
 CREATE TABLE IF NOT EXISTS live (customer_key TEXT PRIMARY KEY, seq INTEGER NOT NULL, doc TEXT NOT NULL)
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, salt TEXT NOT NULL, key_hash TEXT NOT NULL,
@@ -247,8 +248,10 @@ class EmbeddedStore(OnlineStore):
         return int(row[0]) if row and row[0] is not None else 0
 
     def latest_ordered_at(self, after_seq: int) -> str | None:
-        # times are stored as UTC ISO text (iso()), so the text maximum is the latest instant
-        row = self._state().execute("SELECT max(ordered_at) FROM events WHERE seq > ?", [after_seq]).fetchone()
+        # times are stored as UTC ISO text (iso()), so the text order is the time order; read from the latest
+        # down the index until an event after the seq (events posted since a version are the latest ones)
+        row = self._state().execute("SELECT ordered_at FROM events INDEXED BY events_time WHERE seq > ? "
+                                    "ORDER BY ordered_at DESC LIMIT 1", [after_seq]).fetchone()
         return None if row is None else row[0]
 
     def prune_live(self, upto_seq: int) -> int:
