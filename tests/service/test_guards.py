@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from starlette.types import Message, Scope
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from patron.errors import InvalidKey
+from patron.errors import InvalidKey, NotConfigured
 from patron.service.guards import RateLimiter, RequestGuard
 
 GOOD, OTHER = "pk_good_secret", "pk_other_secret"
@@ -32,9 +32,13 @@ class Caller:
 
 
 CALLERS = {GOOD: Caller("k1", "admin"), OTHER: Caller("k2", "store")}
+#: A key whose check finds the key store down.
+STORE_DOWN = "store-down"
 
 
 def authenticate(key: str) -> Caller:
+    if key == STORE_DOWN:
+        raise NotConfigured("the Redis online store at redis://127.0.0.1:1/0 does not answer")
     try:
         return CALLERS[key]
     except KeyError:
@@ -109,6 +113,12 @@ def test_an_invalid_key_is_401_with_the_exception_message(calls: Calls) -> None:
     assert answer.headers["WWW-Authenticate"] == "X-API-Key"
     blank = client.post("/items", json={"name": "a"}, headers={"X-API-Key": "  "})
     assert blank.status_code == 401 and blank.json()["detail"].startswith("missing API key")
+    assert calls.items == 0
+
+
+def test_keys_that_cannot_be_read_give_503_naming_why(calls: Calls) -> None:
+    answer = TestClient(make_app(calls)).post("/items", json={"name": "a"}, headers={"X-API-Key": STORE_DOWN})
+    assert answer.status_code == 503 and "does not answer" in answer.json()["detail"]
     assert calls.items == 0
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from patron.errors import InvalidKey
+from patron.errors import InvalidKey, NotConfigured
 
 #: Largest request body accepted by default: 1 MiB.
 DEFAULT_MAX_BODY_BYTES = 1_048_576
@@ -198,7 +198,7 @@ class RequestGuard:
             refusal = await self._admit(scope)
             if refusal is not None:
                 await receive()  # websocket.connect
-                code = 1013 if refusal.status == 429 else 1008  # try again later / policy violation
+                code = 1013 if refusal.status in (429, 503) else 1008  # try again later / policy violation
                 await send({"type": "websocket.close", "code": code, "reason": refusal.detail[:120]})
                 return
         await self.app(scope, receive, send)
@@ -214,6 +214,8 @@ class RequestGuard:
             principal = self.authenticate(key)
         except InvalidKey as exc:
             return _Refusal(401, str(exc), {"WWW-Authenticate": self.header})
+        except NotConfigured as exc:  # the keys cannot be read (the online store is down): 503 naming it
+            return _Refusal(exc.status_code, str(exc), {})
         scope.setdefault("state", {})["principal"] = principal
         if self.limiter is not None:
             wait = self.limiter.acquire(_bucket_id(principal, key))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from patron.errors import Conflict
+from patron.errors import Conflict, NotConfigured
 from patron.serving.online import EmbeddedStore, OnlineStore
 from patron.serving.online.base import EVENT_FIELDS, KEY_FIELDS, LiveRow, StaleLiveRow
 
@@ -297,3 +298,18 @@ def test_latest_ordered_at_after_a_seq(store: OnlineStore) -> None:
     assert latest(4) is None
     store.erase(["c3"], [])
     assert latest(0) == T0 + dt.timedelta(days=3)  # an erased order no longer moves the end
+
+
+def test_a_redis_server_that_does_not_answer_is_named_not_a_bug() -> None:
+    """A down server (or a wrong [serve] redis_url) is NotConfigured (503; one line on the command line), with the
+    URL shown without its password."""
+    from patron.serving.online.redis import RedisStore
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with RedisStore(f"redis://:hunter2@127.0.0.1:{port}/0") as down:
+        for call in (down.api_keys, lambda: down.doc("v1", "c1"), down.last_seq):
+            with pytest.raises(NotConfigured, match=f"127.0.0.1:{port}.*does not answer") as caught:
+                call()
+            assert "hunter2" not in str(caught.value) and "redis_url" in str(caught.value)

@@ -44,14 +44,16 @@ prefix with a hash tag (``redis_prefix = "{patron}"``) does that.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import threading
 import weakref
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 try:
     import redis
@@ -59,7 +61,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("the Redis online store needs the redis client and hiredis: pip install 'patron[redis]'") from exc
 
-from patron.errors import Conflict
+from patron.errors import Conflict, NotConfigured
 from patron.serving.online.base import EVENT_FIELDS, IDENTITY_KINDS, KEY_FIELDS, LiveRow, OnlineStore, StaleLiveRow
 
 #: Fields per ``HSET`` command in a bulk load, and bytes sent per pipeline round trip.
@@ -462,3 +464,32 @@ class RedisStore(OnlineStore):
 
     def revoke_api_key(self, key_id: str) -> bool:
         return bool(self._revoke_key(keys=[self._k("api_keys")], args=[key_id]))
+
+
+def _answering(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` with a Redis server that does not answer reported as what it is, not as a bug: ``NotConfigured``
+    (the service's 503; one line on the command line) naming the server and the setting."""
+
+    @functools.wraps(method)
+    def call(self: RedisStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise NotConfigured(f"the Redis online store at {_shown(self.url)} does not answer ({exc}); start it, or "
+                                "check [serve] redis_url in patron.toml", status_code=503) from exc
+
+    return call
+
+
+def _shown(url: str) -> str:
+    """``url`` without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"
+                                            + (f":{parts.port}" if parts.port else "")))
+
+
+for _name in sorted(OnlineStore.__abstractmethods__ | {"latest_ordered_at"}):
+    setattr(RedisStore, _name, _answering(getattr(RedisStore, _name)))
