@@ -82,16 +82,11 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def arrow_row(table: pa.Table) -> dict[str, Any]:
-    """The first row of ``table`` as JSON-ready values."""
+def first_row(table: pa.Table | pd.DataFrame) -> dict[str, Any]:
+    """The first row of ``table`` (Arrow or pandas) as JSON-ready values."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
     return {name: json_value(value) for name, value in table.slice(0, 1).to_pylist()[0].items()}
-
-
-def row_dict(frame: pd.DataFrame, key: str) -> dict[str, Any]:
-    """The first row of ``frame`` as JSON-ready values, under customer key ``key``."""
-    row = {name: json_value(value) for name, value in frame.iloc[0].items()}
-    row["customer_key"] = key
-    return row
 
 
 def event_end(store: OnlineStore, version: ServingVersion, settings: Settings, ordered_at: dt.datetime) -> dt.date:
@@ -129,7 +124,7 @@ def record_order(store: OnlineStore, version: ServingVersion, settings: Settings
         orders.sort(key=lambda o: (o.get("ordered_at") or "", o.get("order_id") or ""), reverse=True)
         market = (doc.get("rfm") or {}).get("market") or event.get("country")
         rfm_row, scored = version.rescorer().rescore(key, orders, end, market=market)
-        rfm, scores = arrow_row(rfm_row), arrow_row(scored)
+        rfm, scores = first_row(rfm_row), first_row(scored)
         updated = {**doc, "rfm": rfm, "scores": scores, "orders": orders}
         try:
             seq = store.record_event(logged, expected_seq=expected, doc=json.dumps(updated))

@@ -12,7 +12,7 @@ from patron.scoring.live import refuse_future, score_posted
 from patron.service.deps import SettingsDep, StateDep, require
 from patron.service.routers import ResourceRoute
 from patron.service.schemas import GUARDED, ScoreRequest, ScoreResponse, error_responses
-from patron.serving.events import row_dict
+from patron.serving.events import first_row
 
 router = APIRouter(prefix="/score", tags=["scoring"], dependencies=[Depends(require(Permission.SCORE))],
                    responses=error_responses(*GUARDED), route_class=ResourceRoute)
@@ -47,7 +47,7 @@ def score(body: ScoreRequest, state: StateDep, settings: SettingsDep) -> dict[st
     with version.lock:
         rfm_row, scored = score_posted(version.warehouse, models, settings, end, summary=summary, orders=orders,
                                        market=body.market)
-    summary_row, scores_row = row_dict(rfm_row, "posted"), row_dict(scored, "posted")
+    summary_row, scores_row = first_row(rfm_row), first_row(scored)
     summary_row.pop("customer_key", None)
     scores_row.pop("customer_key", None)
     return {"model_id": models.model_id, "observation_end": end, "summary": summary_row, "scores": scores_row}
