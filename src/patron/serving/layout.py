@@ -61,10 +61,34 @@ class Manifest:
         return ((now or dt.datetime.now(dt.UTC)) - self.published).total_seconds()
 
 
-def new_version(now: dt.datetime | None = None) -> str:
-    """A fresh version name: the UTC time to the second and six random hex digits."""
+VERSION_TIME = "%Y%m%dT%H%M%S%fZ"
+
+
+def new_version(root: Path, now: dt.datetime | None = None) -> str:
+    """A fresh version name that sorts after every folder under ``root``: the UTC time to the microsecond
+    and six random hex digits.
+
+    Versions are ordered by name (pruning keeps the newest), so two publishes within one clock tick, or a
+    clock set back, must still give a later name: the time then moves one microsecond past the latest.
+    """
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    folder = root / VERSIONS
+    taken = [_version_time(p.name) for p in folder.iterdir()] if folder.is_dir() else []
+    latest = max((t for t in taken if t is not None), default=None)
+    if latest is not None and now <= latest:
+        now = latest + dt.timedelta(microseconds=1)
+    return f"{now:{VERSION_TIME}}-{secrets.token_hex(3)}"
+
+
+def _version_time(name: str) -> dt.datetime | None:
+    """The time a version name carries (older names carry whole seconds); None for other folder names."""
+    stamp = name.split("-", 1)[0]
+    for layout in (VERSION_TIME, "%Y%m%dT%H%M%SZ"):
+        try:
+            return dt.datetime.strptime(stamp, layout).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+    return None
 
 
 def version_dir(root: Path, version: str) -> Path:
@@ -119,7 +143,8 @@ def versions(root: Path) -> list[str]:
     folder = root / VERSIONS
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if (p / MANIFEST).is_file())
+    names = [p.name for p in folder.iterdir() if (p / MANIFEST).is_file()]
+    return sorted(names, key=lambda name: (_version_time(name) or dt.datetime.min.replace(tzinfo=dt.UTC), name))
 
 
 def _write_durably(path: Path, text: str) -> None:

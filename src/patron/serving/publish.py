@@ -94,7 +94,7 @@ def publish(warehouse: Warehouse, settings: Settings, store: OnlineStore, *, kee
     if not warehouse.has_table(SCORES):
         raise NotConfigured("nothing to publish: the warehouse has no scores; run `patron score` first")
     root = settings.serving_dir
-    version = new_version(now)
+    version = new_version(root, now)
     try:
         rows = write_tables(warehouse, root, version)
         with duckdb.connect() as con:
