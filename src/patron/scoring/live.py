@@ -90,13 +90,13 @@ def customer_summary(orders: ir.Table, settings: Settings, end: dt.date, *, cloc
 
 def customer_inputs(models: FittedValueModels, settings: Settings, rfm_row: pa.Table, end: dt.date, *,
                     clock: Seasonality | None) -> tuple[pa.Table, pa.Table]:
-    """The per-row and per-frequency tables :func:`customer_scores` joins to one customer's ``rfm_row``.
+    """The per-row and per-frequency tables :func:`customer_scores` joins to the ``rfm`` rows of a few customers.
 
-    The row is at hand, so the purchase model runs on it directly
+    The rows are at hand, so the purchase model runs on them directly
     (:func:`~patron.scoring.predictions.row_inputs`) rather than on a query of the distinct rows.
     """
     keys = row_keys(ibis.table(ibis.Schema.from_pyarrow(rfm_row.schema)), clock)
-    distinct = pd.DataFrame({c: rfm_row.column(c).to_pylist() for c in keys})
+    distinct = pd.DataFrame({c: rfm_row.column(c).to_pylist() for c in keys}).drop_duplicates(ignore_index=True)
     rows, spend = row_inputs(models, settings, distinct, end, clock=clock)
     return purchase_rows_table(rows), pa.Table.from_pandas(spend, preserve_index=False)
 

@@ -3,10 +3,11 @@
 :func:`record_order` is the request path of ``POST /events``: read the customer's current
 document (their live row when it is newer than the version, else the version's), add the
 order, rescore them with the batch's own code on the version's models and clock
-(:func:`patron.scoring.live.score_posted`), then have the online store append the event
-and set the live row in one atomic, durable step. When another event of the same customer
-committed in between (another worker), the store refuses and the work is done again on
-the newer row, so no order is ever lost from a live row.
+(:class:`patron.serving.rescore.Rescorer`), then have the online store append the event
+and set the live row in one atomic, durable step. Events arriving together in one process
+share one rescoring run and one disk flush (:mod:`patron.serving.coalesce`). When another
+event of the same customer committed in between (another worker), the store refuses and
+the work is done again on the newer row, so no order is ever lost from a live row.
 
 :func:`take_events` is the batch's side: it appends to the warehouse's ``order_events``
 every logged event with a ``seq`` above the highest it holds, so each is ingested once,
@@ -28,6 +29,7 @@ import pyarrow as pa
 from patron.config import Settings
 from patron.engine import Warehouse
 from patron.errors import Conflict
+from patron.serving.coalesce import RETRY
 from patron.serving.layout import TIME_FORMAT
 from patron.serving.online import OnlineStore, StaleLiveRow
 from patron.serving.reader import ServingVersion, current_doc
@@ -51,8 +53,6 @@ ORDER_EVENTS_SCHEMA = pa.schema(
         ("key_id", pa.string()),
     ]
 )
-#: Attempts at recording one event when other events of its customer keep committing first.
-MAX_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -86,52 +86,111 @@ def first_row(table: pa.Table | pd.DataFrame) -> dict[str, Any]:
     """The first row of ``table`` (Arrow or pandas) as JSON-ready values."""
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
-    return {name: json_value(value) for name, value in table.slice(0, 1).to_pylist()[0].items()}
+    return json_row(table.slice(0, 1).to_pylist()[0])
 
 
-def event_end(store: OnlineStore, version: ServingVersion, settings: Settings, ordered_at: dt.datetime) -> dt.date:
-    """The observation end with the new order counted, as the batch's next run will take it: the configured end,
-    else the latest of the version's end, the orders logged since it and this order, never after today."""
+def json_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's values as JSON-ready values (:func:`json_value`)."""
+    return {name: json_value(value) for name, value in row.items()}
+
+
+def event_end(store: OnlineStore, version: ServingVersion, settings: Settings,
+              ordered_at: dt.datetime | list[dt.datetime]) -> dt.date:
+    """The observation end with the new orders counted, as the batch's next run will take it: the configured end,
+    else the latest of the version's end, the orders logged since it and these orders, never after today."""
     if settings.model.observation_end:
         return dt.date.fromisoformat(str(settings.model.observation_end)[:10])
     logged = store.latest_ordered_at(version.manifest.events_upto)
-    days = [utc_day(ordered_at), version.observation_end, utc_day(logged)]
+    times = ordered_at if isinstance(ordered_at, list) else [ordered_at]
+    days = [*map(utc_day, times), version.observation_end, utc_day(logged)]
     return not_after_today(max(d for d in days if d is not None))
+
+
+@dataclass(frozen=True)
+class _Posted:
+    """One order posted to ``POST /events``: as the customer's document lists it and as the log holds it."""
+
+    key: str
+    order: dict[str, Any]
+    logged: dict[str, Any]
+    country: str | None
 
 
 def record_order(store: OnlineStore, version: ServingVersion, settings: Settings, event: dict[str, Any], *,
                  key_id: str) -> RecordedOrder:
-    """Log order ``event`` (fields of ``POST /events``) and rescore its customer; ``Conflict`` on a known order id."""
+    """Log order ``event`` (fields of ``POST /events``) and rescore its customer; ``Conflict`` on a known order id.
+
+    Events posted at the same moment to this process are done together
+    (:class:`patron.serving.coalesce.Coalescer`): one rescoring of their customers and one
+    durable write, each event still checked and acknowledged on its own.
+    """
     version.champion()  # 503 before any work when the version has no models
     key, order_id = event["customer_key"], event["order_id"]
     ordered_at = utc_timestamp(event["ordered_at"]).to_pydatetime()
-    new_order = {"order_id": order_id, "ordered_at": json_value(ordered_at), "channel": event.get("channel"),
-                 "country": event.get("country"), "store_id": event.get("store_id"),
-                 "revenue": float(event["revenue"]), "gp2": float(event["gp2"]), "discount": 0.0,
-                 "gross_revenue": float(event["revenue"])}
+    order = {"order_id": order_id, "ordered_at": json_value(ordered_at), "channel": event.get("channel"),
+             "country": event.get("country"), "store_id": event.get("store_id"),
+             "revenue": float(event["revenue"]), "gp2": float(event["gp2"]), "discount": 0.0,
+             "gross_revenue": float(event["revenue"])}
     logged = {"order_id": order_id, "customer_key": key, "ordered_at": ordered_at, "channel": event.get("channel"),
               "country": event.get("country"), "store_id": event.get("store_id"), "revenue": float(event["revenue"]),
               "gp2": float(event["gp2"]), "received_at": dt.datetime.now(dt.UTC), "key_id": key_id}
-    end = event_end(store, version, settings, ordered_at)
-    for _ in range(MAX_ATTEMPTS):
-        doc, expected = current_doc(store, version, key)
+    posted = _Posted(key=key, order=order, logged=logged, country=event.get("country"))
+    result: RecordedOrder = version.events.run(
+        posted, key, lambda batch: _record_batch(store, version, settings, batch),
+        lambda p: Conflict(f"order {p.order['order_id']!r}: customer {p.key} kept changing under "
+                           f"{version.events.max_runs} attempts; send it again"))
+    return result
+
+
+def _record_batch(store: OnlineStore, version: ServingVersion, settings: Settings,
+                  batch: list[_Posted]) -> list[RecordedOrder | Exception | Any]:
+    """Rescore and log a batch of posted orders (one per customer); per order its outcome.
+
+    Each customer's current document (their live row when newer than the version) gets the
+    new order; all are rescored in one run; the store then appends each event and sets its
+    live row, refusing an order id it holds (``Conflict``) and a live row another worker
+    changed meanwhile (:data:`~patron.serving.coalesce.RETRY`: done again on the newer row).
+    """
+    end = event_end(store, version, settings, [p.logged["ordered_at"] for p in batch])
+    outcomes: list[RecordedOrder | Exception | Any] = [None] * len(batch)
+    work: list[tuple[int, dict[str, Any], int | None, list[dict[str, Any]]]] = []
+    for i, p in enumerate(batch):
+        doc, expected = current_doc(store, version, p.key)
         doc = doc or {"rfm": None, "scores": None, "segments": None, "preferences": {}, "orders": [],
                       "personal": []}
         orders = list(doc.get("orders") or [])
+        order_id = p.order["order_id"]
         if any(o.get("order_id") == order_id for o in orders) or store.has_event(order_id):
-            raise Conflict(f"order {order_id!r} is recorded already")
-        orders.append(new_order)
-        orders.sort(key=lambda o: (o.get("ordered_at") or "", o.get("order_id") or ""), reverse=True)
-        market = (doc.get("rfm") or {}).get("market") or event.get("country")
-        rfm_row, scored = version.rescorer().rescore(key, orders, end, market=market)
-        rfm, scores = first_row(rfm_row), first_row(scored)
-        updated = {**doc, "rfm": rfm, "scores": scores, "orders": orders}
-        try:
-            seq = store.record_event(logged, expected_seq=expected, doc=json.dumps(updated))
-        except StaleLiveRow:
+            outcomes[i] = Conflict(f"order {order_id!r} is recorded already")
             continue
-        return RecordedOrder(seq=seq, rfm=rfm, scores=scores, observation_end=end)
-    raise Conflict(f"order {order_id!r}: customer {key} kept changing under {MAX_ATTEMPTS} attempts; send it again")
+        orders.append(p.order)
+        orders.sort(key=lambda o: (o.get("ordered_at") or "", o.get("order_id") or ""), reverse=True)
+        work.append((i, doc, expected, orders))
+    if not work:
+        return outcomes
+    rfm_rows, scored = version.rescorer().rescore_many(
+        [(batch[i].key, orders, (doc.get("rfm") or {}).get("market") or batch[i].country)
+         for i, doc, _, orders in work], end)
+    rfm_of, scores_of = _rows_by_key(rfm_rows), _rows_by_key(scored)
+    writes = []
+    for i, doc, expected, orders in work:
+        key = batch[i].key
+        updated = {**doc, "rfm": rfm_of[key], "scores": scores_of[key], "orders": orders}
+        writes.append((batch[i].logged, expected, json.dumps(updated)))
+    for (i, _, _, _), seq in zip(work, store.record_events(writes), strict=True):
+        key = batch[i].key
+        if isinstance(seq, StaleLiveRow):
+            outcomes[i] = RETRY
+        elif isinstance(seq, Exception):
+            outcomes[i] = seq
+        else:
+            outcomes[i] = RecordedOrder(seq=seq, rfm=rfm_of[key], scores=scores_of[key], observation_end=end)
+    return outcomes
+
+
+def _rows_by_key(table: pa.Table) -> dict[str, dict[str, Any]]:
+    """The rows of ``table`` as JSON-ready dicts by ``customer_key``."""
+    return {row["customer_key"]: json_row(row) for row in table.to_pylist()}
 
 
 def take_events(warehouse: Warehouse, store: OnlineStore, *, page: int = 10_000) -> int:

@@ -22,6 +22,7 @@ from patron.config import Settings
 from patron.engine import DuckDBWarehouse, parquet_snapshot
 from patron.errors import NotConfigured, PatronError
 from patron.scoring.model_store import FittedValueModels, load_models
+from patron.serving.coalesce import Coalescer
 from patron.serving.layout import TABLES, Manifest, current_version, read_manifest, version_dir
 from patron.serving.online import OnlineStore
 from patron.serving.rescore import Rescorer
@@ -37,8 +38,9 @@ class ServingVersion:
     models: FittedValueModels | None
     clock: Seasonality | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    _local: threading.local = field(default_factory=threading.local)
     _rescorers: list[Rescorer] = field(default_factory=list)
+    #: Concurrent events of this process, rescored and written in batches (:mod:`patron.serving.events`).
+    events: Coalescer[Any, Any] = field(default_factory=Coalescer)
 
     @property
     def name(self) -> str:
@@ -57,13 +59,15 @@ class ServingVersion:
         return self.models
 
     def rescorer(self) -> Rescorer:
-        """This thread's rescorer on the version's models and clock (made on first use)."""
-        rescorer = getattr(self._local, "rescorer", None)
-        if rescorer is None:
-            rescorer = self._local.rescorer = Rescorer(self.warehouse.settings, self.champion(), self.clock)
-            with self.lock:
-                self._rescorers.append(rescorer)
-        return rescorer
+        """The version's rescorer on its models and clock (made on first use).
+
+        One per version and process: only the thread leading a batch of :attr:`events` uses
+        it, one at a time, so its compiled and prepared queries are made once.
+        """
+        with self.lock:
+            if not self._rescorers:
+                self._rescorers.append(Rescorer(self.warehouse.settings, self.champion(), self.clock))
+            return self._rescorers[0]
 
     def close(self) -> None:
         for rescorer in self._rescorers:

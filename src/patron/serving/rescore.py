@@ -83,20 +83,26 @@ class Rescorer:
     def rescore(self, key: str, orders: list[dict[str, Any]], end: dt.date, *,
                 market: str | None = None) -> tuple[pa.Table, pa.Table]:
         """The customer's new ``rfm`` row and ``scores`` row from all their ``orders``, as of ``end``."""
-        table = history(key, orders, market)
+        return self.rescore_many([(key, orders, market)], end)
+
+    def rescore_many(self, customers: list[tuple[str, list[dict[str, Any]], str | None]],
+                     end: dt.date) -> tuple[pa.Table, pa.Table]:
+        """The ``rfm`` and ``scores`` rows of several customers, each given as ``(key, orders, market)``, as of
+        ``end``: one run of each query for all of them (the cost of a run hardly grows with its rows)."""
+        table = pa.concat_tables([history(key, orders, market) for key, orders, market in customers])
         summary, summary_schema = self._compiled(("rfm", end), lambda: customer_summary(
             _placeholder(_ORDERS, HISTORY_SCHEMA), self.settings, end, clock=self.clock))
-        rfm_row = self._run(summary, summary_schema, {_ORDERS: table})
-        rows, spend = customer_inputs(self.models, self.settings, rfm_row, end, clock=self.clock)
+        rfm_rows = self._run(summary, summary_schema, {_ORDERS: table})
+        rows, spend = customer_inputs(self.models, self.settings, rfm_rows, end, clock=self.clock)
         scores, scores_schema = self._compiled(
-            ("scores", end, rfm_row.schema, rows.schema, spend.schema), lambda: customer_scores(
-                _placeholder(_RFM, rfm_row.schema), _placeholder(_ROWS, rows.schema),
+            ("scores", end, rfm_rows.schema, rows.schema, spend.schema), lambda: customer_scores(
+                _placeholder(_RFM, rfm_rows.schema), _placeholder(_ROWS, rows.schema),
                 _placeholder(_SPEND, spend.schema), self.models, self.settings, end))
-        scored = self._run(scores, scores_schema, {_RFM: rfm_row, _ROWS: rows, _SPEND: spend})
+        scored = self._run(scores, scores_schema, {_RFM: rfm_rows, _ROWS: rows, _SPEND: spend})
         if "scored_at" in scored.column_names:  # the compiled literal is the compile time: now instead
             at = pa.array([dt.datetime.now(dt.UTC)] * scored.num_rows, type=scored.schema.field("scored_at").type)
             scored = scored.set_column(scored.column_names.index("scored_at"), "scored_at", at)
-        return rfm_row, scored
+        return rfm_rows, scored
 
     def close(self) -> None:
         self.con.close()
@@ -139,10 +145,11 @@ class Rescorer:
         for name, table in tables.items():
             columns = self._tables[name]
             self.con.execute(f'DELETE FROM "{name}"')
-            rows = table.select(list(columns)).to_pylist()
-            if rows:
-                self.con.executemany(f'INSERT INTO "{name}" VALUES ({", ".join("?" * len(columns))})',
-                                     [[r[c] for c in columns] for r in rows])
+            values = [table.column(c).to_pylist() for c in columns]
+            if table.num_rows:  # one statement for all rows (executemany runs one statement per row)
+                row = f"({', '.join('?' * len(columns))})"
+                self.con.execute(f'INSERT INTO "{name}" VALUES {", ".join([row] * table.num_rows)}',
+                                 [v for r in zip(*values, strict=True) for v in r])
         statement = self._prepared.get(sql)
         if statement is None:
             statement = self._prepared[sql] = f"_p_statement_{next(self._names)}"

@@ -30,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from patron.errors import Conflict
+
 #: Columns of one logged event, in order (``seq`` first, given by the store).
 EVENT_FIELDS = ("seq", "order_id", "customer_key", "ordered_at", "channel", "country", "store_id", "revenue", "gp2",
                 "received_at", "key_id")
@@ -110,6 +112,21 @@ class OnlineStore(ABC):
         ``expected_seq`` (None: no live row) that ``doc`` was computed from. Durable
         when it returns: the event survives a crash of the service.
         """
+
+    def record_events(self, items: Sequence[tuple[dict[str, Any], int | None, str]]) -> list[int | Exception]:
+        """:meth:`record_event` for each ``(event, expected_seq, doc)`` of ``items``, in order; per item its ``seq``,
+        or the :class:`patron.errors.Conflict` / :class:`StaleLiveRow` that refused it (the others still land).
+
+        Durable when it returns. This default records them one by one; a backend may write
+        them in one transaction and one disk flush.
+        """
+        outcomes: list[int | Exception] = []
+        for event, expected, doc in items:
+            try:
+                outcomes.append(self.record_event(event, expected_seq=expected, doc=doc))
+            except (Conflict, StaleLiveRow) as exc:
+                outcomes.append(exc)
+        return outcomes
 
     @abstractmethod
     def has_event(self, order_id: str) -> bool:

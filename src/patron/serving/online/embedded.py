@@ -213,26 +213,43 @@ class EmbeddedStore(OnlineStore):
         return None if row is None else LiveRow(int(row[0]), row[1])
 
     def record_event(self, event: dict[str, Any], *, expected_seq: int | None, doc: str) -> int:
+        outcome = self.record_events([(event, expected_seq, doc)])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def record_events(self, items: Sequence[tuple[dict[str, Any], int | None, str]]) -> list[int | Exception]:
+        """All of ``items`` in one transaction: one disk flush for the batch (``synchronous = FULL``)."""
         con = self._state()
-        key = event["customer_key"]
         con.execute("BEGIN IMMEDIATE")  # the write lock first: the checks and the writes see one state
+        outcomes: list[int | Exception] = []
         try:
-            if con.execute("SELECT 1 FROM events WHERE order_id = ?", [event["order_id"]]).fetchone():
-                raise Conflict(f"order {event['order_id']!r} is recorded already")
-            row = con.execute("SELECT seq FROM live WHERE customer_key = ?", [key]).fetchone()
-            if (None if row is None else int(row[0])) != expected_seq:
-                raise StaleLiveRow(key)
-            values = [iso(event.get(f)) if f in ("ordered_at", "received_at") else event.get(f)
-                      for f in EVENT_FIELDS[1:]]
-            cursor = con.execute(f"INSERT INTO events ({', '.join(EVENT_FIELDS[1:])}) VALUES "
-                                 f"({', '.join('?' * (len(EVENT_FIELDS) - 1))})", values)
-            seq = int(cursor.lastrowid or 0)
-            con.execute("INSERT INTO live VALUES (?, ?, ?) ON CONFLICT (customer_key) DO UPDATE "
-                        "SET seq = excluded.seq, doc = excluded.doc", [key, seq, doc])
+            for event, expected_seq, doc in items:
+                outcomes.append(self._append(con, event, expected_seq, doc))
         except BaseException:
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
+        return outcomes
+
+    @staticmethod
+    def _append(con: sqlite3.Connection, event: dict[str, Any], expected_seq: int | None,
+                doc: str) -> int | Exception:
+        """Log one event and set the live row inside the open transaction; the refusal instead when it is refused
+        (checked before anything is written)."""
+        key = event["customer_key"]
+        if con.execute("SELECT 1 FROM events WHERE order_id = ?", [event["order_id"]]).fetchone():
+            return Conflict(f"order {event['order_id']!r} is recorded already")
+        row = con.execute("SELECT seq FROM live WHERE customer_key = ?", [key]).fetchone()
+        if (None if row is None else int(row[0])) != expected_seq:
+            return StaleLiveRow(key)
+        values = [iso(event.get(f)) if f in ("ordered_at", "received_at") else event.get(f)
+                  for f in EVENT_FIELDS[1:]]
+        cursor = con.execute(f"INSERT INTO events ({', '.join(EVENT_FIELDS[1:])}) VALUES "
+                             f"({', '.join('?' * (len(EVENT_FIELDS) - 1))})", values)
+        seq = int(cursor.lastrowid or 0)
+        con.execute("INSERT INTO live VALUES (?, ?, ?) ON CONFLICT (customer_key) DO UPDATE "
+                    "SET seq = excluded.seq, doc = excluded.doc", [key, seq, doc])
         return seq
 
     def has_event(self, order_id: str) -> bool:

@@ -367,6 +367,30 @@ class RedisStore(OnlineStore):
         return LiveRow(int(seq), doc)
 
     def record_event(self, event: dict[str, Any], *, expected_seq: int | None, doc: str) -> int:
+        outcome = self.record_events([(event, expected_seq, doc)])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def record_events(self, items: Sequence[tuple[dict[str, Any], int | None, str]]) -> list[int | Exception]:
+        """Every item's script in one round trip (a pipeline; each script is atomic on its own)."""
+        pipe = self._r.pipeline(transaction=False)
+        for event, expected_seq, doc in items:
+            keys, args = self._event_call(event, expected_seq, doc)
+            self._record_event(keys=keys, args=args, client=pipe)
+        outcomes: list[int | Exception] = []
+        for (event, _, _), answer in zip(items, pipe.execute(), strict=True):
+            seq = int(answer)
+            if seq == _CONFLICT:
+                outcomes.append(Conflict(f"order {str(event['order_id'])!r} is recorded already"))
+            elif seq == _STALE:
+                outcomes.append(StaleLiveRow(str(event["customer_key"])))
+            else:
+                outcomes.append(seq)
+        return outcomes
+
+    def _event_call(self, event: dict[str, Any], expected_seq: int | None, doc: str) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the record-event script for one event."""
         order_id, customer_key = str(event["order_id"]), str(event["customer_key"])
         values = {field: event.get(field) for field in EVENT_FIELDS[1:]}
         for field in ("ordered_at", "received_at"):
@@ -380,12 +404,7 @@ class RedisStore(OnlineStore):
         at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
         args = [order_id, customer_key, "" if expected_seq is None else int(expected_seq), doc, _dumps(values),
                 round(at.timestamp() * 1_000_000)]
-        seq = int(self._record_event(keys=keys, args=args))
-        if seq == _CONFLICT:
-            raise Conflict(f"order {order_id!r} is recorded already")
-        if seq == _STALE:
-            raise StaleLiveRow(customer_key)
-        return seq
+        return keys, args
 
     def has_event(self, order_id: str) -> bool:
         return bool(self._r.hexists(self._k("orders"), order_id))
@@ -491,5 +510,5 @@ def _shown(url: str) -> str:
                                             + (f":{parts.port}" if parts.port else "")))
 
 
-for _name in sorted(OnlineStore.__abstractmethods__ | {"latest_ordered_at"}):
+for _name in sorted(OnlineStore.__abstractmethods__ | {"latest_ordered_at", "record_events"}):
     setattr(RedisStore, _name, _answering(getattr(RedisStore, _name)))
