@@ -17,7 +17,9 @@ The copies for the old design and for Redis are made beside the project (``<proj
    from ``patron keys create``; after ``/health`` answers and a short warm-up, **wrk** drives
    ``GET /customers/{key}`` (keys rotated from the version's ``docs`` table) at 16 connections
    and at 1, and ``POST /events`` (unique order ids per wrk thread, existing customers, orders
-   in the days before the version's observation end, gp2 ≤ revenue) at 16 and at 1.
+   in the days before the version's observation end, gp2 ≤ revenue) at 16 and at 1, on half
+   of the sampled customers each; then one lookup each of 300 customers the events posted to,
+   one at a time (the first lookup after an event rescores the customer).
 4. **The old service** (``--old-src``: a checkout of the design that served from the warehouse,
    commit b30a7a7) on a copy of the same warehouse: one process, its own key, the same scripts.
 5. **Redis** (``--online-store redis``): a redis-server on a free port (append-only file,
@@ -68,6 +70,8 @@ from patron.serving.layout import current_version, read_manifest, version_dir
 
 HOST = "127.0.0.1"
 SAMPLE_KEYS = 4_000
+#: Customers looked up once each after the event runs (the first lookup after an event rescores them).
+FIRST_LOOKUPS = 300
 HEALTH_TIMEOUT_S = 1_200.0
 WRK_TIMEOUT = "30s"
 #: Targets printed beside the figures.
@@ -436,15 +440,16 @@ def lua_list(values: list[str]) -> str:
     return ",".join(f'"{v}"' for v in values)
 
 
-def write_scripts(folder: Path, keys: list[str], api_key: str, observation_end: str, tag: str,
-                  seed: int) -> dict[str, Path]:
-    """The wrk scripts of one server: lookups, and events whose order ids carry ``tag``."""
+def write_scripts(folder: Path, lookup_keys: list[str], event_keys: list[str], api_key: str, observation_end: str,
+                  tag: str, seed: int) -> dict[str, Path]:
+    """The wrk scripts of one server: lookups of ``lookup_keys``, and events of ``event_keys`` whose order ids
+    carry ``tag``."""
     rng = random.Random(seed)
     end = dt.datetime.combine(dt.date.fromisoformat(observation_end[:10]), dt.time(), dt.UTC)
     times = sorted({(end - dt.timedelta(seconds=rng.randint(3600, 5 * 86400))).strftime("%Y-%m-%dT%H:%M:%SZ")
                     for _ in range(500)})
     scripts = {}
-    for name, body in (("lookup", _LUA_LOOKUP), ("event", _LUA_EVENTS)):
+    for name, body, keys in (("lookup", _LUA_LOOKUP, lookup_keys), ("event", _LUA_EVENTS, event_keys)):
         path = folder / f"{tag}-{name}.lua"
         path.write_text(body % {"keys": lua_list(keys), "times": lua_list(times), "api_key": api_key,
                                 "seed": seed, "prefix": f"bench-{tag}"} + _LUA_COMMON)
@@ -468,7 +473,10 @@ def run_server(patron: Patron, design: str, store: str, project: Path, api_key: 
                observation_end: str, scratch: Path, args: argparse.Namespace, workers: int | None) -> list[Phase]:
     """Serve ``project``; a warm-up, then lookups at 16 and 1 connections and events at 16 and 1."""
     tag = f"{design}-{store}-{dt.datetime.now(dt.UTC):%H%M%S}"
-    scripts = write_scripts(scratch, keys, api_key, observation_end, tag, args.seed)
+    # lookups and events on separate customers: a lookup of a customer with a new order pays their rescoring
+    # (measured on its own below, "lookup after event")
+    lookup_keys, event_keys = keys[: len(keys) // 2], keys[len(keys) // 2:]
+    scripts = write_scripts(scratch, lookup_keys, event_keys, api_key, observation_end, tag, args.seed)
     print(f"Serving {project} ({design} design, {store} store, {workers or 1} worker(s)) ...", flush=True)
     phases = []
     with serving(patron, project, api_key, scratch / f"{tag}.log", workers) as (base, pid):
@@ -490,8 +498,29 @@ def run_server(patron: Patron, design: str, store: str, project: Path, api_key: 
             print(f"  {name} at {connections}: {phase.rate:,.0f}/s, p50 {phase.p50_ms:.1f} ms, p99 "
                   f"{phase.p99_ms:.1f} ms, codes {phase.codes}, load {phase.load:.1f}; server CPU s by process "
                   f"{sorted((round(s, 1) for s in used.values()), reverse=True)}", flush=True)
+        phases.append(first_lookups(design, store, workers or 1, base, api_key, event_keys[:FIRST_LOOKUPS]))
         print(f"  server RSS at the end {rss_mib(pid):,.0f} MiB", flush=True)
     return phases
+
+
+def first_lookups(design: str, store: str, workers: int, base: str, api_key: str, keys: list[str]) -> Phase:
+    """One lookup of each of ``keys`` (customers the event runs posted orders to), one at a time: the first
+    lookup after an event rescores the customer."""
+    times = []
+    with httpx.Client(base_url=base, headers={"X-API-Key": api_key}, timeout=60.0) as client:
+        started = time.perf_counter()
+        failed = 0
+        for key in keys:
+            t = time.perf_counter()
+            failed += client.get(f"/customers/{key}").status_code != 200
+            times.append((time.perf_counter() - t) * 1000.0)
+        seconds = time.perf_counter() - started
+    phase = Phase(design, store, workers, "lookup after event", 1, requests=len(keys), seconds=seconds,
+                  p50_ms=float(np.percentile(times, 50)), p99_ms=float(np.percentile(times, 99)),
+                  max_ms=max(times), non2xx=failed, load=os.getloadavg()[0])
+    print(f"  first lookup after an event, {len(keys)} customers one at a time: p50 {phase.p50_ms:.1f} ms, "
+          f"p99 {phase.p99_ms:.1f} ms", flush=True)
+    return phase
 
 
 def copy_project(source: Path, target: Path) -> Path:

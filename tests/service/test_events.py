@@ -1,9 +1,10 @@
-"""POST /events: a new order rescores its customer as a batch run over the same orders would, is logged, and
-the batch's next run takes it exactly once."""
+"""POST /events: a new order is logged, its customer is rescored (by the next lookup, or at once when asked) as a
+batch run over the same orders would, and the batch's next run takes it exactly once."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from patron import pipeline
+from patron.config import Settings
 from patron.engine import connect
 from patron.scoring.batch import score_customers
 from patron.scoring.model_store import load_models
 from patron.service.app import create_app
+from patron.serving.events import PENDING
+from patron.serving.online import open_online_store
 from patron.transforms.rfm import rfm_summary
 from patron.transforms.seasonality import POOLED, stored_seasonality
 from tests.service.conftest import make_service
@@ -41,12 +45,14 @@ def outcome(scored_project: Path, tmp_path_factory: pytest.TempPathFactory) -> d
         posted = client.post("/events", headers=headers, json={
             "order_id": "API-0001", "customer_key": key, "ordered_at": NEW_ORDER_AT,
             "channel": "online", "country": "DE", "revenue": 120.0, "gp2": 45.5})
-        newcomer = client.post("/events", headers=headers, json={
+        pending = _live_doc(own.settings, key)
+        view = client.get(f"/customers/{key}", headers=headers).json()  # rescores the customer
+        after_lookup = _live_doc(own.settings, key)
+        newcomer = client.post("/events?rescore=true", headers=headers, json={
             "order_id": "API-0002", "customer_key": "Cnewcustomer0001", "ordered_at": "2026-02-09T10:00:00Z",
             "channel": "store", "store_id": "DE-S001", "revenue": 80.0, "gp2": 30.0})
         again = client.post("/events", headers=headers, json={
             "order_id": "API-0001", "customer_key": key, "ordered_at": NEW_ORDER_AT, "revenue": 1.0, "gp2": 0.0})
-        view = client.get(f"/customers/{key}", headers=headers).json()
     # the batch's next run takes the logged orders, then rebuilds from the contract tables
     pipeline.summarise(own.settings)
     pipeline.summarise(own.settings)  # a second run takes nothing twice
@@ -65,14 +71,34 @@ def outcome(scored_project: Path, tmp_path_factory: pytest.TempPathFactory) -> d
         batch = warehouse.to_pandas(warehouse.table("scores_batch")).set_index("customer_key")
         batch_rfm = warehouse.to_pandas(warehouse.table("rfm")).set_index("customer_key")
     return {"key": key, "before": before, "posted": posted, "newcomer": newcomer, "again": again, "view": view,
+            "pending": pending, "after_lookup": after_lookup,
             "events": events, "clock": clock, "batch": batch, "batch_rfm": batch_rfm, "rebuilt": rebuilt,
             "rebuilt_rfm": rebuilt_rfm, "rebuilt_clock": rebuilt_clock}
+
+
+def _live_doc(settings: Settings, key: str) -> dict[str, Any]:
+    with open_online_store(settings) as store:
+        live = store.live(key)
+    assert live is not None
+    return dict(json.loads(live.doc))
+
+
+def test_the_event_answers_before_rescoring_and_the_next_lookup_rescores(outcome: dict[str, Any]) -> None:
+    body = outcome["posted"].json()
+    assert outcome["posted"].status_code == 201, body
+    assert (body["rescored"], body["rfm"], body["scores"]) == (False, None, None)
+    assert outcome["pending"][PENDING] is True and outcome["pending"]["orders"][0]["order_id"] == "API-0001"
+    assert outcome["pending"]["rfm"]["frequency"] == outcome["before"]["frequency"]  # not rescored yet
+    assert PENDING not in outcome["after_lookup"]  # the lookup wrote the rescored row back
+    assert outcome["after_lookup"]["scores"]["clv_12m"] == pytest.approx(outcome["view"]["scores"]["clv_12m"])
+    newcomer = outcome["newcomer"].json()
+    assert newcomer["rescored"] is True and newcomer["scores"]["p_alive"] is not None
 
 
 def test_the_order_updates_the_summary_by_hand(outcome: dict[str, Any]) -> None:
     before, response = outcome["before"], outcome["posted"]
     assert response.status_code == 201, response.text
-    rfm = response.json()["rfm"]
+    rfm = outcome["view"]["rfm"]
     first = pd.Timestamp(before["first_purchase_at"]).tz_convert("UTC").normalize()
     # new last day = observation end, in operational weeks of the customer's market
     weeks = float(outcome["clock"].operational_weeks(before["market"], first, "2026-02-10"))
@@ -86,9 +112,9 @@ def test_the_order_updates_the_summary_by_hand(outcome: dict[str, Any]) -> None:
 
 
 def test_the_scores_equal_a_batch_rescore_of_the_same_data(outcome: dict[str, Any]) -> None:
-    for response in (outcome["posted"], outcome["newcomer"]):
-        live = response.json()["scores"]
-        batch = outcome["batch"].loc[response.json()["customer_key"]]
+    for rows in (outcome["view"], outcome["newcomer"].json()):  # rescored by a lookup, and at once
+        live = rows["scores"]
+        batch = outcome["batch"].loc[rows["customer_key"]]
         numeric = [c for c in batch.index if isinstance(batch[c], float) and c != "scored_at"]
         assert len(numeric) >= 20
         for column in numeric:
@@ -96,9 +122,9 @@ def test_the_scores_equal_a_batch_rescore_of_the_same_data(outcome: dict[str, An
         assert live["expected_next_order_date"] == (None if pd.isna(batch["expected_next_order_date"])
                                                      else pd.Timestamp(batch["expected_next_order_date"]).date()
                                                      .isoformat())
-        rfm = outcome["batch_rfm"].loc[response.json()["customer_key"]]
+        rfm = outcome["batch_rfm"].loc[rows["customer_key"]]
         for column in ("frequency", "recency", "T", "monetary_revenue", "total_gp2"):
-            assert response.json()["rfm"][column] == pytest.approx(rfm[column], rel=1e-12), column
+            assert rows["rfm"][column] == pytest.approx(rfm[column], rel=1e-12), column
 
 
 def test_a_new_customer_starts_with_one_order(outcome: dict[str, Any]) -> None:
@@ -117,9 +143,7 @@ def test_the_order_is_persisted_and_shown(outcome: dict[str, Any]) -> None:
     assert events.loc["API-0001", "seq"] == 1 and events.loc["API-0002", "seq"] == 2
     assert events.loc["API-0001", "revenue"] == 120.0 and events.loc["API-0001", "customer_key"] == outcome["key"]
     assert events.loc["API-0001", "ordered_at"] == pd.Timestamp("2026-02-10T14:30:00Z")
-    view = outcome["view"]
-    assert view["orders"][0]["order_id"] == "API-0001"
-    assert view["scores"]["clv_12m"] == pytest.approx(outcome["posted"].json()["scores"]["clv_12m"], rel=1e-12)
+    assert outcome["view"]["orders"][0]["order_id"] == "API-0001"
 
 
 def test_a_batch_rebuild_keeps_the_posted_orders(outcome: dict[str, Any]) -> None:

@@ -233,10 +233,12 @@ class EventResponse(BaseModel):
     customer_key: str
     order_id: str
     seq: int = Field(description="The event's place in the event log.")
-    observation_end: dt.date
-    rfm: dict[str, Any]
-    scores: Scores
-    elapsed_ms: float = Field(description="Time to record the order and rescore the customer.")
+    observation_end: dt.date = Field(description="The observation end with this order counted.")
+    rescored: bool = Field(description="Whether the customer was rescored before the answer (`rescore=true`); "
+                                       "else the next lookup of the customer rescores them.")
+    rfm: dict[str, Any] | None = Field(description="The customer's new summary row when rescored, else null.")
+    scores: Scores | None = Field(description="The customer's new scores when rescored, else null.")
+    elapsed_ms: float = Field(description="Time to record the order (and rescore the customer).")
 
 
 class ChannelSummary(BaseModel):

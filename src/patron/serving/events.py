@@ -1,13 +1,17 @@
-"""Orders posted to the service: logged durably, their customer rescored at once, taken by the batch exactly once.
+"""Orders posted to the service: logged durably, their customer rescored by the next lookup, taken by the batch once.
 
 :func:`record_order` is the request path of ``POST /events``: read the customer's current
 document (their live row when it is newer than the version, else the version's), add the
-order, rescore them with the batch's own code on the version's models and clock
-(:class:`patron.serving.rescore.Rescorer`), then have the online store append the event
-and set the live row in one atomic, durable step. Events arriving together in one process
-share one rescoring run and one disk flush (:mod:`patron.serving.coalesce`). When another
-event of the same customer committed in between (another worker), the store refuses and
-the work is done again on the newer row, so no order is ever lost from a live row.
+order, and have the online store append the event and set the live row in one atomic,
+durable step. The document is marked :data:`PENDING`, and the next lookup
+(:func:`fresh_doc`) rescores it with the batch's own code on the version's models and clock
+(:class:`patron.serving.rescore.Rescorer`) and writes it back; ``rescore=True`` rescores
+before the write instead, for a caller that wants the new scores in the answer. So an event
+costs a write, and a rescoring is paid once per lookup of a changed customer, not per order.
+Events arriving together in one process share one disk flush and one rescoring run
+(:mod:`patron.serving.coalesce`). When another event of the same customer committed in
+between (another worker), the store refuses and the work is done again on the newer row,
+so no order is ever lost from a live row.
 
 :func:`take_events` is the batch's side: it appends to the warehouse's ``order_events``
 every logged event with a ``seq`` above the highest it holds, so each is ingested once,
@@ -55,13 +59,18 @@ ORDER_EVENTS_SCHEMA = pa.schema(
 )
 
 
+#: A document field: true while the document lists orders its rows were not yet rescored with.
+PENDING = "pending"
+
+
 @dataclass(frozen=True)
 class RecordedOrder:
-    """What recording an order did: its place in the log, the customer's new rows, the observation end."""
+    """What recording an order did: its place in the log, the observation end, and the customer's new rows when
+    they were rescored at once (None when the next lookup rescores them)."""
 
     seq: int
-    rfm: dict[str, Any]
-    scores: dict[str, Any]
+    rfm: dict[str, Any] | None
+    scores: dict[str, Any] | None
     observation_end: dt.date
 
 
@@ -114,15 +123,19 @@ class _Posted:
     order: dict[str, Any]
     logged: dict[str, Any]
     country: str | None
+    rescore: bool
 
 
 def record_order(store: OnlineStore, version: ServingVersion, settings: Settings, event: dict[str, Any], *,
-                 key_id: str) -> RecordedOrder:
-    """Log order ``event`` (fields of ``POST /events``) and rescore its customer; ``Conflict`` on a known order id.
+                 key_id: str, rescore: bool = False) -> RecordedOrder:
+    """Log order ``event`` (fields of ``POST /events``) and add it to its customer's live row; ``Conflict`` on a
+    known order id.
 
-    Events posted at the same moment to this process are done together
-    (:class:`patron.serving.coalesce.Coalescer`): one rescoring of their customers and one
-    durable write, each event still checked and acknowledged on its own.
+    The customer's rows are rescored by the next lookup (:func:`fresh_doc`; the live row is
+    marked :data:`PENDING` until then), or at once with ``rescore``. Events posted at the
+    same moment to this process are done together
+    (:class:`patron.serving.coalesce.Coalescer`): one durable write, one rescoring run, each
+    event still checked and acknowledged on its own.
     """
     version.champion()  # 503 before any work when the version has no models
     key, order_id = event["customer_key"], event["order_id"]
@@ -134,7 +147,7 @@ def record_order(store: OnlineStore, version: ServingVersion, settings: Settings
     logged = {"order_id": order_id, "customer_key": key, "ordered_at": ordered_at, "channel": event.get("channel"),
               "country": event.get("country"), "store_id": event.get("store_id"), "revenue": float(event["revenue"]),
               "gp2": float(event["gp2"]), "received_at": dt.datetime.now(dt.UTC), "key_id": key_id}
-    posted = _Posted(key=key, order=order, logged=logged, country=event.get("country"))
+    posted = _Posted(key=key, order=order, logged=logged, country=event.get("country"), rescore=rescore)
     result: RecordedOrder = version.events.run(
         posted, key, lambda batch: _record_batch(store, version, settings, batch),
         lambda p: Conflict(f"order {p.order['order_id']!r}: customer {p.key} kept changing under "
@@ -144,20 +157,21 @@ def record_order(store: OnlineStore, version: ServingVersion, settings: Settings
 
 def _record_batch(store: OnlineStore, version: ServingVersion, settings: Settings,
                   batch: list[_Posted]) -> list[RecordedOrder | Exception | Any]:
-    """Rescore and log a batch of posted orders (one per customer); per order its outcome.
+    """Log a batch of posted orders (one per customer); per order its outcome.
 
     Each customer's current document (their live row when newer than the version) gets the
-    new order; all are rescored in one run; the store then appends each event and sets its
-    live row, refusing an order id it holds (``Conflict``) and a live row another worker
-    changed meanwhile (:data:`~patron.serving.coalesce.RETRY`: done again on the newer row).
+    new order; those posted with ``rescore`` are rescored in one run, the others marked
+    :data:`PENDING`; the store then appends each event and sets its live row, refusing an
+    order id it holds (``Conflict``) and a live row another worker changed meanwhile
+    (:data:`~patron.serving.coalesce.RETRY`: done again on the newer row).
     """
     end = event_end(store, version, settings, [p.logged["ordered_at"] for p in batch])
     outcomes: list[RecordedOrder | Exception | Any] = [None] * len(batch)
-    work: list[tuple[int, dict[str, Any], int | None, list[dict[str, Any]]]] = []
+    work: list[tuple[_Posted, int, dict[str, Any], int | None]] = []
     for i, p in enumerate(batch):
         doc, expected = current_doc(store, version, p.key)
-        doc = doc or {"rfm": None, "scores": None, "segments": None, "preferences": {}, "orders": [],
-                      "personal": []}
+        doc = dict(doc or {"rfm": None, "scores": None, "segments": None, "preferences": {}, "orders": [],
+                           "personal": []})
         orders = list(doc.get("orders") or [])
         order_id = p.order["order_id"]
         if any(o.get("order_id") == order_id for o in orders) or store.has_event(order_id):
@@ -165,27 +179,85 @@ def _record_batch(store: OnlineStore, version: ServingVersion, settings: Setting
             continue
         orders.append(p.order)
         orders.sort(key=lambda o: (o.get("ordered_at") or "", o.get("order_id") or ""), reverse=True)
-        work.append((i, doc, expected, orders))
+        doc["orders"] = orders
+        work.append((p, i, doc, expected))
     if not work:
         return outcomes
-    rfm_rows, scored = version.rescorer().rescore_many(
-        [(batch[i].key, orders, (doc.get("rfm") or {}).get("market") or batch[i].country)
-         for i, doc, _, orders in work], end)
-    rfm_of, scores_of = _rows_by_key(rfm_rows), _rows_by_key(scored)
-    writes = []
-    for i, doc, expected, orders in work:
-        key = batch[i].key
-        updated = {**doc, "rfm": rfm_of[key], "scores": scores_of[key], "orders": orders}
-        writes.append((batch[i].logged, expected, json.dumps(updated)))
-    for (i, _, _, _), seq in zip(work, store.record_events(writes), strict=True):
-        key = batch[i].key
+    rescored = _rescored(version, {p.key: (doc, p.country) for p, _, doc, _ in work if p.rescore}, end)
+    for p, _, doc, _ in work:
+        if p.key in rescored:
+            doc.update(rescored[p.key])
+            doc.pop(PENDING, None)
+        else:
+            doc[PENDING] = True
+    answers = store.record_events([(p.logged, expected, json.dumps(doc)) for p, _, doc, expected in work])
+    for (p, i, doc, _), seq in zip(work, answers, strict=True):
         if isinstance(seq, StaleLiveRow):
             outcomes[i] = RETRY
         elif isinstance(seq, Exception):
             outcomes[i] = seq
         else:
-            outcomes[i] = RecordedOrder(seq=seq, rfm=rfm_of[key], scores=scores_of[key], observation_end=end)
+            outcomes[i] = RecordedOrder(seq=seq, rfm=doc["rfm"] if p.rescore else None,
+                                        scores=doc["scores"] if p.rescore else None, observation_end=end)
     return outcomes
+
+
+def fresh_doc(store: OnlineStore, version: ServingVersion, settings: Settings,
+              key: str) -> dict[str, Any] | None:
+    """The customer's document as a lookup shows it (None for an unknown key): when events added orders since its
+    rows were scored (:data:`PENDING`), rescored first and the live row updated.
+
+    Lookups of pending customers at the same moment share one rescoring run
+    (``version.rescores``). A live row an event replaced meanwhile is left to that event
+    (this answer is the document as it was read).
+    """
+    doc, _ = current_doc(store, version, key)
+    if doc is None or not doc.get(PENDING):
+        return doc
+    fresh: dict[str, Any] | None = version.rescores.run(
+        key, key, lambda keys: _rescore_pending(store, version, settings, keys),
+        lambda k: Conflict(f"customer {k} could not be rescored; ask again"))
+    return fresh
+
+
+def _rescore_pending(store: OnlineStore, version: ServingVersion, settings: Settings,
+                     keys: list[str]) -> list[dict[str, Any] | None]:
+    """The current documents of ``keys``, the pending ones rescored in one run and written back to their live rows."""
+    found = {key: current_doc(store, version, key) for key in keys}
+    pending = {key: (doc, None) for key, (doc, _) in found.items() if doc is not None and doc.get(PENDING)}
+    if not pending:
+        return [found[key][0] for key in keys]
+    rescored = _rescored(version, pending, event_end(store, version, settings, []))
+    out = {key: doc for key, (doc, _) in found.items()}
+    for key, rows in rescored.items():
+        doc, seq = found[key]
+        updated = {k: v for k, v in {**(doc or {}), **rows}.items() if k != PENDING}
+        if seq is not None:
+            store.set_live(key, seq, json.dumps(updated))
+        out[key] = updated
+    return [out[key] for key in keys]
+
+
+def _rescored(version: ServingVersion, customers: dict[str, tuple[dict[str, Any], str | None]],
+              end: dt.date) -> dict[str, dict[str, Any]]:
+    """The new ``rfm`` and ``scores`` rows of each customer (their document and the posted order's country), all in
+    one run of the version's rescorer, by customer key."""
+    if not customers:
+        return {}
+    rfm_rows, scored = version.rescorer().rescore_many(
+        [(key, list(doc.get("orders") or []), _market(doc, country)) for key, (doc, country) in customers.items()],
+        end)
+    rfm_of, scores_of = _rows_by_key(rfm_rows), _rows_by_key(scored)
+    return {key: {"rfm": rfm_of[key], "scores": scores_of[key]} for key in customers}
+
+
+def _market(doc: dict[str, Any], country: str | None) -> str | None:
+    """The market orders without a country are placed in: the customer's, else the posted order's, else that of
+    their latest order naming one."""
+    market = (doc.get("rfm") or {}).get("market") or country
+    if market:
+        return str(market)
+    return next((str(o["country"]) for o in doc.get("orders") or [] if o.get("country")), None)
 
 
 def _rows_by_key(table: pa.Table) -> dict[str, dict[str, Any]]:

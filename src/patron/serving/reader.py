@@ -39,8 +39,10 @@ class ServingVersion:
     clock: Seasonality | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     _rescorers: list[Rescorer] = field(default_factory=list)
-    #: Concurrent events of this process, rescored and written in batches (:mod:`patron.serving.events`).
+    #: Concurrent events of this process, written (and rescored) in batches (:mod:`patron.serving.events`).
     events: Coalescer[Any, Any] = field(default_factory=Coalescer)
+    #: Concurrent lookups of customers whose live rows await rescoring, rescored in batches.
+    rescores: Coalescer[Any, Any] = field(default_factory=Coalescer)
 
     @property
     def name(self) -> str:

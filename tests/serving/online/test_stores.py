@@ -124,6 +124,29 @@ def test_record_event_and_live_rows(store: OnlineStore) -> None:
                      "received_at": "2024-03-01T12:00:01+00:00", "key_id": "k1"}
 
 
+def test_record_events_lands_each_and_refuses_each_on_its_own(store: OnlineStore) -> None:
+    store.record_event(event("o1", "c1"), expected_seq=None, doc="a")
+    outcomes = store.record_events([(event("o2", "c2"), None, "b"), (event("o1", "c3"), None, "x"),
+                                    (event("o3", "c1"), None, "stale"), (event("o4", "c1"), 1, "c"),
+                                    (event("o4", "c4"), None, "again")])
+    assert outcomes[0] == 2 and outcomes[3] == 3
+    assert isinstance(outcomes[1], Conflict) and isinstance(outcomes[4], Conflict)
+    assert isinstance(outcomes[2], StaleLiveRow)
+    assert store.live("c1") == LiveRow(3, "c") and store.live("c2") == LiveRow(2, "b") and store.live("c3") is None
+    assert [e["order_id"] for e in store.events_after(0)] == ["o1", "o2", "o4"]
+
+
+def test_set_live_replaces_only_the_row_it_was_read_from(store: OnlineStore) -> None:
+    store.record_event(event("o1", "c1"), expected_seq=None, doc="pending")
+    assert store.set_live("c1", 1, "rescored\nrow") and store.live("c1") == LiveRow(1, "rescored\nrow")
+    store.record_event(event("o2", "c1"), expected_seq=1, doc="newer")
+    assert not store.set_live("c1", 1, "late") and store.live("c1") == LiveRow(2, "newer")
+    assert not store.set_live("c9", 1, "nobody") and store.live("c9") is None  # never makes a row
+    store.erase(["c1"], [])
+    assert not store.set_live("c1", 2, "erased") and store.live("c1") is None
+    assert store.events_after(0) == []
+
+
 def test_live_doc_may_hold_newlines(store: OnlineStore) -> None:
     store.record_event(event("o1", "c1"), expected_seq=None, doc='{\n"a": 1\n}')
     assert store.live("c1") == LiveRow(1, '{\n"a": 1\n}')

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
+from starlette.concurrency import run_in_threadpool
 
 from patron.errors import NotFound, Unprocessable
 from patron.governance.security import Permission, Principal
@@ -19,6 +20,7 @@ from patron.insights.customer_view import customer_view
 from patron.service.deps import SettingsDep, StateDep, require
 from patron.service.routers import ResourceRoute
 from patron.service.schemas import CUSTOMER_KEY_PATTERN, GUARDED, CustomerMatches, CustomerView, error_responses
+from patron.serving.events import PENDING, fresh_doc
 from patron.serving.publish import lookup_value
 from patron.serving.reader import CustomerDoc, current_doc
 
@@ -57,14 +59,19 @@ def find_customers(
 async def get_customer(
     key: CustomerKey,
     state: StateDep,
+    settings: SettingsDep,
     principal: Annotated[Principal, Depends(require(Permission.READ_CUSTOMER))],
 ) -> dict[str, Any]:
     """Scores, tier, segments, preferences and order history across channels of customer ``key``.
 
     Runs on the event loop (a point read of a few hundred microseconds): the hop to a worker
-    thread cost more than the read.
+    thread cost more than the read. A customer whose posted orders are not yet scored is
+    rescored first, on a worker thread.
     """
-    doc, _ = current_doc(state.store, state.version(), key)
+    version = state.version()
+    doc, _ = current_doc(state.store, version, key)
+    if doc is not None and doc.get(PENDING):
+        doc = await run_in_threadpool(fresh_doc, state.store, version, settings, key)
     if doc is None:
         raise NotFound(f"unknown customer {key!r}")
     personal = principal.can(Permission.READ_PERSONAL)

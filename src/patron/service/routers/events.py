@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 
 from patron.governance.security import Permission, Principal
 from patron.scoring.live import refuse_future
@@ -28,17 +28,21 @@ def post_event(
     state: StateDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Depends(require(Permission.WRITE_EVENTS))],
+    rescore: Annotated[bool, Query(description="Rescore the customer before answering and return the new rows "
+                                               "(else the next lookup rescores them).")] = False,
 ) -> dict[str, Any]:
-    """Log the order in the online store's event log (on disk before this answers) and rescore its customer.
+    """Log the order in the online store's event log (on disk before this answers) and add it to the customer's row.
 
     Amounts are in the reporting currency. A repeated ``order_id`` gets 409. The next
-    lookup shows the new scores; the batch's next run takes the order exactly once. An
+    lookup of the customer shows them rescored with the order (or this answer, with
+    ``rescore=true``); the batch's next run takes the order exactly once. An
     ``ordered_at`` more than ``[quality] future_tolerance_days`` after now gets 422.
     """
     refuse_future(body.ordered_at, settings, "ordered_at")
     started = time.perf_counter()
-    recorded = record_order(state.store, state.version(), settings, body.model_dump(), key_id=principal.key_id)
+    recorded = record_order(state.store, state.version(), settings, body.model_dump(), key_id=principal.key_id,
+                            rescore=rescore)
     elapsed = (time.perf_counter() - started) * 1000.0
     return {"customer_key": body.customer_key, "order_id": body.order_id, "seq": recorded.seq,
-            "observation_end": recorded.observation_end, "rfm": recorded.rfm, "scores": recorded.scores,
-            "elapsed_ms": elapsed}
+            "observation_end": recorded.observation_end, "rescored": recorded.scores is not None,
+            "rfm": recorded.rfm, "scores": recorded.scores, "elapsed_ms": elapsed}

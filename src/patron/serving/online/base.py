@@ -113,6 +113,14 @@ class OnlineStore(ABC):
         when it returns: the event survives a crash of the service.
         """
 
+    @abstractmethod
+    def set_live(self, customer_key: str, seq: int, doc: str) -> bool:
+        """Replace the document of the customer's live row when it is still the row of ``seq``; whether it was.
+
+        A rescored document goes back this way: no event is logged, and a row that a newer
+        event replaced meanwhile, or that an erasure removed, is left as it is.
+        """
+
     def record_events(self, items: Sequence[tuple[dict[str, Any], int | None, str]]) -> list[int | Exception]:
         """:meth:`record_event` for each ``(event, expected_seq, doc)`` of ``items``, in order; per item its ``seq``,
         or the :class:`patron.errors.Conflict` / :class:`StaleLiveRow` that refused it (the others still land).

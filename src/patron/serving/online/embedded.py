@@ -212,6 +212,11 @@ class EmbeddedStore(OnlineStore):
         row = self._state().execute("SELECT seq, doc FROM live WHERE customer_key = ?", [customer_key]).fetchone()
         return None if row is None else LiveRow(int(row[0]), row[1])
 
+    def set_live(self, customer_key: str, seq: int, doc: str) -> bool:
+        changed = self._state().execute("UPDATE live SET doc = ? WHERE customer_key = ? AND seq = ?",
+                                        [doc, customer_key, int(seq)]).rowcount  # autocommit: one atomic write
+        return changed == 1
+
     def record_event(self, event: dict[str, Any], *, expected_seq: int | None, doc: str) -> int:
         outcome = self.record_events([(event, expected_seq, doc)])[0]
         if isinstance(outcome, Exception):

@@ -94,6 +94,14 @@ redis.call('ZADD', KEYS[7], ARGV[6], seq)
 return seq
 """
 
+_SET_LIVE = """
+-- KEYS: live, live_seq; ARGV: customer key, seq, document. Only while the live row is still that seq's.
+local current = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if (not current) or tonumber(current) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '\\n' .. ARGV[3])
+return 1
+"""
+
 _ERASE_VERSION = """
 -- KEYS: docs, then per kind its identity set and its reverse; ARGV: the customer keys
 local removed = 0
@@ -250,6 +258,7 @@ class RedisStore(OnlineStore):
         self._erase_version = self._r.register_script(_ERASE_VERSION)
         self._erase_events = self._r.register_script(_ERASE_EVENTS)
         self._prune_live = self._r.register_script(_PRUNE_LIVE)
+        self._set_live = self._r.register_script(_SET_LIVE)
         self._revoke_key = self._r.register_script(_REVOKE_KEY)
 
     def __repr__(self) -> str:
@@ -365,6 +374,10 @@ class RedisStore(OnlineStore):
             return None
         seq, _, doc = found.partition("\n")
         return LiveRow(int(seq), doc)
+
+    def set_live(self, customer_key: str, seq: int, doc: str) -> bool:
+        return bool(int(self._set_live(keys=[self._k("live"), self._k("live_seq")],
+                                       args=[customer_key, int(seq), doc])))
 
     def record_event(self, event: dict[str, Any], *, expected_seq: int | None, doc: str) -> int:
         outcome = self.record_events([(event, expected_seq, doc)])[0]
