@@ -150,14 +150,22 @@ class EmbeddedStore(OnlineStore):
         return count
 
     def write_identities(self, version: str, batches: Iterable[Sequence[tuple[str, str, str]]]) -> int:
+        """The rows go to an unindexed staging table first, then into ``identities`` sorted by its key: inserted
+        in key order, the B-tree only grows at its end (3.2M rows in random order took 28 s at 1M customers)."""
         con, count = self._writer(version), 0
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS _identities_in (kind TEXT, value TEXT, customer_key TEXT)")
         for batch in batches:
             if any("\0" in value or "\0" in key for _, value, key in batch):
                 raise ValueError("identity values and customer keys cannot hold a NUL character")
             con.execute("BEGIN")
-            con.executemany("INSERT OR IGNORE INTO identities VALUES (?, ?, ?)", batch)
+            con.executemany("INSERT INTO _identities_in VALUES (?, ?, ?)", batch)
             con.execute("COMMIT")
             count += len(batch)
+        con.execute("BEGIN")
+        con.execute("INSERT OR IGNORE INTO identities SELECT kind, value, customer_key FROM _identities_in "
+                    "ORDER BY kind, value, customer_key")
+        con.execute("DROP TABLE _identities_in")
+        con.execute("COMMIT")
         return count
 
     def finish_version(self, version: str) -> None:
