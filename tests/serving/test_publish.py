@@ -8,6 +8,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -16,7 +17,8 @@ from patron.config import ServeSettings, Settings
 from patron.engine import connect
 from patron.serving.layout import current_version, read_manifest, table_path, versions
 from patron.serving.online import open_online_store
-from patron.serving.publish import PUBLISHED, lookup_value
+from patron.serving.publish import CUSTOMER_RECORDS, PUBLISHED, identity_rows, lookup_value, views
+from patron.tables import IDENTITY_MAP
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +66,22 @@ def test_identity_lookups_are_normalised(project: Settings, first: pipeline.Publ
     with open_online_store(project) as store:
         found = store.identity(first.manifest.version, "email", lookup_value(project, "email", shouted) or "")
     assert row["customer_key"] in found
+
+
+def test_lookups_from_resolution_equal_parsing_every_record_again(project: Settings,
+                                                                   first: pipeline.PublishResult) -> None:
+    root, version = project.serving_dir, first.manifest.version
+    with duckdb.connect() as con:
+        views(con, root, version, [IDENTITY_MAP, CUSTOMER_RECORDS])
+        resolved = {row for batch in identity_rows(con, project) for row in batch}
+        path = str(table_path(root, version, IDENTITY_MAP))
+        assert {"match_email", "match_phone", "match_loyalty_id"} <= set(pq.read_schema(path).names)
+        con.execute(f"CREATE OR REPLACE VIEW {IDENTITY_MAP} AS SELECT * EXCLUDE (match_email, match_phone, "
+                    f"match_loyalty_id) FROM read_parquet('{path}')")  # a warehouse resolved before the columns
+        parsed = {row for batch in identity_rows(con, project) for row in batch}
+    assert resolved == parsed
+    assert {kind for kind, _, _ in resolved} == {"email", "phone", "loyalty_id"}
+    assert any(kind == "phone" and value.startswith("+") for kind, value, _ in resolved)
 
 
 def test_a_new_version_switches_and_old_ones_are_pruned(project: Settings, first: pipeline.PublishResult) -> None:

@@ -286,6 +286,9 @@ def identity_rows(con: duckdb.DuckDBPyConnection, settings: Settings, *,
     if not any(c in wanted for c in ("email", "phone", "loyalty_id")):
         return
     hashed = settings.privacy.hash_personal_data
+    if not hashed and all(_has_column(con, IDENTITY_MAP, f"match_{c}") for c in ("email", "phone", "loyalty_id")):
+        yield from _resolved_identity_rows(con, "phone" in wanted, batch_rows)
+        return
     cursor = con.execute(f"SELECT i.customer_key, {', '.join('c.' + c for c in wanted)} FROM {IDENTITY_MAP} AS i "
                          f"JOIN {CUSTOMER_RECORDS} AS c USING (source, customer_id)")
     kinds = {"email": "email", "phone": "phone", "loyalty_id": "code"}
@@ -301,6 +304,24 @@ def identity_rows(con: duckdb.DuckDBPyConnection, settings: Settings, *,
                 if text:
                     out.append((column, text, str(record["customer_key"])))
         yield out
+
+
+def _resolved_identity_rows(con: duckdb.DuckDBPyConnection, raw_phones: bool,
+                            batch_rows: int) -> Iterator[list[tuple[str, str, str]]]:
+    """:func:`identity_rows` from the identifiers identity resolution normalised already (``identity_map``'s
+    ``match_*`` columns): no phone is parsed again. A phone resolution could not parse keeps its trimmed text,
+    as :func:`patron.transforms.pseudonyms.normalised` keeps it."""
+    phone = "i.match_phone"
+    source = f"{IDENTITY_MAP} AS i"
+    if raw_phones:
+        phone = "coalesce(i.match_phone, nullif(trim(c.phone), ''))"
+        source += f" JOIN {CUSTOMER_RECORDS} AS c USING (source, customer_id)"
+    cursor = con.execute(
+        f"SELECT kind, value, customer_key FROM (SELECT i.customer_key, i.match_email AS email, {phone} AS phone, "
+        f"i.match_loyalty_id AS loyalty_id FROM {source}) UNPIVOT (value FOR kind IN (email, phone, loyalty_id)) "
+        "WHERE value IS NOT NULL")
+    while batch := cursor.fetchmany(batch_rows):
+        yield [(str(kind), str(value), str(key)) for kind, value, key in batch]
 
 
 def lookup_value(settings: Settings, kind: str, raw: str) -> str | None:

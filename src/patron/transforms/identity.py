@@ -170,10 +170,14 @@ def _link_probability(links: ir.Table | None) -> ir.Table | None:
 
 def build_identity_map(clustered: ir.Table, methods: ir.Table, finals: ir.Table,
                        probabilities: ir.Table | None) -> ir.Table:
-    """One row per record: its customer key, the rule that placed it and the match probability.
+    """One row per record: its customer key, the rule that placed it, the match probability, and the record's
+    e-mail, phone and loyalty id as resolution compared them (``match_email``, ``match_phone`` in E.164,
+    ``match_loyalty_id``; NULL when absent or, for a phone, unparsable).
 
     A record joined by a rule has probability 1; one that only Splink joined has its best
-    link's probability; a record alone in its final cluster is ``single`` with NULL.
+    link's probability; a record alone in its final cluster is ``single`` with NULL. The
+    normalised identifiers let the serving layer's look-ups be built without parsing every
+    phone again (:func:`patron.serving.publish.identity_rows`).
     """
     step = clustered.join(finals, "cluster").left_join(methods, "rid").drop("rid_right")
     if probabilities is not None:
@@ -187,7 +191,8 @@ def build_identity_map(clustered: ir.Table, methods: ir.Table, finals: ir.Table,
                              (step._size > 1, step.match_probability.cast("float64")),
                              else_=ibis.null("float64"))
     return step.select("source", "customer_id", customer_key=cluster_key(step.final), method=method,
-                       match_probability=probability)
+                       match_probability=probability, match_email=step.email, match_phone=step.phone,
+                       match_loyalty_id=step.loyalty_id)
 
 
 def _unique_lookup(records: ir.Table, identity_map: ir.Table, column: str) -> ir.Table:
