@@ -237,6 +237,18 @@ def json_struct(con: duckdb.DuckDBPyConnection, table: str, alias: str, columns:
     return f"struct_pack({', '.join(fields)})" if fields else "NULL"
 
 
+def sorted_list(value: str, keys: Sequence[str]) -> str:
+    """SQL of the aggregate list of ``value`` ordered by ``keys`` (ascending).
+
+    DuckDB's ordered aggregate (``list(v ORDER BY k)``) sorts within every group and took
+    three quarters of building the documents (100k customers: orders 3.6 s of CPU, 1.0 s this
+    way); gathering ``(keys, value)`` structs unordered, sorting each list once and keeping
+    the values gives the same lists.
+    """
+    packed = ", ".join(f"k{i} := {key}" for i, key in enumerate(keys))
+    return f"list_transform(list_sort(list(struct_pack({packed}, v := {value}))), x -> x.v)"
+
+
 def customer_docs(con: duckdb.DuckDBPyConnection, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple[str, str]]]:
     """``(customer_key, document)`` of every customer with an ``rfm`` or ``scores`` row, in key order, in batches."""
     present = {name for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
@@ -250,22 +262,24 @@ def customer_docs(con: duckdb.DuckDBPyConnection, *, batch_rows: int = BATCH_ROW
         chosen = [c for c in PREFERENCES if _has_column(con, CAR, c)]
         if chosen:
             dated = _has_column(con, CAR, "as_of_date")
-            latest = (f"SELECT * FROM {CAR} QUALIFY row_number() OVER (PARTITION BY customer_key "
-                      f"ORDER BY as_of_date DESC) = 1") if dated else f"SELECT * FROM {CAR}"
+            columns = ", ".join(f'"{c}"' for c in ("customer_key", *chosen))  # car has hundreds: read these only
+            latest = (f"SELECT {columns} FROM {CAR} QUALIFY row_number() OVER (PARTITION BY customer_key "
+                      f"ORDER BY as_of_date DESC) = 1") if dated else f"SELECT {columns} FROM {CAR}"
             con.execute(f"CREATE OR REPLACE TEMP VIEW _latest_car AS {latest}")
             parts.append(f'"preferences" := {json_struct(con, "_latest_car", "p", chosen)}')
             joins.append("LEFT JOIN _latest_car AS p USING (customer_key)")
     if ORDERS in present:
         order = json_struct(con, ORDERS, "o", [c for c in ORDER_COLUMNS if c != "customer_key"])
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _orders AS SELECT customer_key, list({order} ORDER BY "
-                    f"o.ordered_at DESC NULLS LAST, o.order_id) AS orders FROM {ORDERS} AS o GROUP BY customer_key")
+        newest_first = ("coalesce(-epoch_us(o.ordered_at), 9223372036854775807)", "o.order_id")  # NULL times last
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _orders AS SELECT customer_key, {sorted_list(order, newest_first)} "
+                    f"AS orders FROM {ORDERS} AS o GROUP BY customer_key")
         parts.append('"orders" := coalesce(_orders.orders, [])')
         joins.append("LEFT JOIN _orders USING (customer_key)")
     if CUSTOMER_RECORDS in present and IDENTITY_MAP in present:
         person = json_struct(con, CUSTOMER_RECORDS, "c", [c for c in PERSONAL if c != "loyalty_id"])
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _personal AS SELECT i.customer_key, list({person} ORDER BY "
-                    f"c.source, c.customer_id) AS personal FROM {IDENTITY_MAP} AS i JOIN {CUSTOMER_RECORDS} AS c "
-                    "USING (source, customer_id) GROUP BY i.customer_key")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _personal AS SELECT i.customer_key, "
+                    f"{sorted_list(person, ('c.source', 'c.customer_id'))} AS personal FROM {IDENTITY_MAP} AS i "
+                    f"JOIN {CUSTOMER_RECORDS} AS c USING (source, customer_id) GROUP BY i.customer_key")
         parts.append('"personal" := coalesce(_personal.personal, [])')
         joins.append("LEFT JOIN _personal USING (customer_key)")
     sql = (f"SELECT customer_key, to_json(struct_pack({', '.join(parts)})) FROM ({keys}) AS k "
