@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -102,6 +103,20 @@ class Warehouse:
             yield from self.con.to_pyarrow_batches(expr, chunk_size=chunk_size)
         except Exception as exc:
             raise EngineError(f"query failed: {exc}", query=_sql(expr)) from exc
+
+    def to_parquet_file(self, expr: ir.Table, path: Path) -> int:
+        """Write ``expr``'s rows to the one Parquet file ``path`` (streamed, typed as ``expr``'s schema); returns
+        how many rows. An engine may write the file itself."""
+        import pyarrow.parquet as pq
+
+        schema = expr.schema().to_pyarrow()
+        count = 0
+        with pq.ParquetWriter(path, schema) as writer:
+            for batch in self.batches(expr):
+                table = pa.Table.from_batches([batch]).cast(schema)
+                writer.write_table(table)
+                count += table.num_rows
+        return count
 
     def read_catalog_table(self, qualified_name: str) -> pa.Table:
         """A table of the engine's catalog that patron did not write (``db.table`` or ``table``), as Arrow."""

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import ibis.expr.types as ir
+
 from patron.config import Settings
 from patron.engine.base import TableLike, Warehouse, check_table_name
 from patron.errors import EngineError
@@ -35,6 +37,17 @@ class DuckDBWarehouse(Warehouse):
             raw.commit()
         finally:
             self._depth -= 1
+
+    def to_parquet_file(self, expr: ir.Table, path: Path) -> int:
+        """DuckDB's own ``COPY ... TO`` (parallel, no rows through Python: a 1M-customer version's tables in a
+        fraction of the streamed time)."""
+        import pyarrow.parquet as pq
+
+        try:
+            self.con.to_parquet(expr, path)
+        except Exception as exc:
+            raise EngineError(f"writing {path} failed: {exc}") from exc
+        return int(pq.read_metadata(path).num_rows)
 
     def cursor(self) -> Any:
         """A new cursor on this warehouse's DuckDB connection, for a store that runs its own SQL.

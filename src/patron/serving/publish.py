@@ -31,8 +31,6 @@ from pathlib import Path
 import duckdb
 import ibis
 import ibis.expr.types as ir
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from patron.config import Settings
 from patron.contract import CUSTOMERS
@@ -186,14 +184,7 @@ def write_tables(warehouse: Warehouse, root: Path, version: str) -> dict[str, in
     for name, expr in published_tables(warehouse).items():
         path = table_path(root, version, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        schema = expr.schema().to_pyarrow()
-        count = 0
-        with pq.ParquetWriter(path, schema) as writer:
-            for batch in warehouse.batches(expr):
-                table = pa.Table.from_batches([batch]).cast(schema)
-                writer.write_table(table)
-                count += table.num_rows
-        rows[name] = count
+        rows[name] = warehouse.to_parquet_file(expr, path)
     return rows
 
 
