@@ -11,15 +11,16 @@ plan the 6 KB scores query again on every run, 10-15 ms), and per event only ref
 temporary tables with the customer's rows and executes, on an in-memory DuckDB connection
 of its own.
 
-A rescorer belongs to one thread (a DuckDB connection runs one query at a time); the
-serving version keeps one per thread (:meth:`patron.serving.reader.ServingVersion.rescorer`),
-so events of different customers are rescored in parallel.
+A rescorer runs one call at a time (a DuckDB connection runs one query at a time); the
+serving version keeps one per process (:meth:`patron.serving.reader.ServingVersion.rescorer`),
+and concurrent requests reach it in batches (:mod:`patron.serving.coalesce`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +80,7 @@ class Rescorer:
         self._prepared: dict[str, str] = {}
         self._tables: dict[str, tuple[str, ...]] = {}
         self._names = itertools.count()
+        self._lock = threading.Lock()
 
     def rescore(self, key: str, orders: list[dict[str, Any]], end: dt.date, *,
                 market: str | None = None) -> tuple[pa.Table, pa.Table]:
@@ -88,7 +90,16 @@ class Rescorer:
     def rescore_many(self, customers: list[tuple[str, list[dict[str, Any]], str | None]],
                      end: dt.date) -> tuple[pa.Table, pa.Table]:
         """The ``rfm`` and ``scores`` rows of several customers, each given as ``(key, orders, market)``, as of
-        ``end``: one run of each query for all of them (the cost of a run hardly grows with its rows)."""
+        ``end``: one run of each query for all of them (the cost of a run hardly grows with its rows).
+
+        One call at a time (the events' and the lookups' batches may lead in two threads at once):
+        the connection runs one query at a time.
+        """
+        with self._lock:
+            return self._rescore_many(customers, end)
+
+    def _rescore_many(self, customers: list[tuple[str, list[dict[str, Any]], str | None]],
+                      end: dt.date) -> tuple[pa.Table, pa.Table]:
         table = pa.concat_tables([history(key, orders, market) for key, orders, market in customers])
         summary, summary_schema = self._compiled(("rfm", end), lambda: customer_summary(
             _placeholder(_ORDERS, HISTORY_SCHEMA), self.settings, end, clock=self.clock))
