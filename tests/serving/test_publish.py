@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from patron.config import ServeSettings, Settings
 from patron.engine import connect
 from patron.serving.layout import current_version, read_manifest, table_path, versions
 from patron.serving.online import open_online_store
-from patron.serving.publish import CUSTOMER_RECORDS, PUBLISHED, identity_rows, lookup_value, views
+from patron.serving.publish import CUSTOMER_RECORDS, PUBLISHED, identity_rows, lookup_value, prefetched, views
 from patron.tables import IDENTITY_MAP
 
 
@@ -131,3 +132,17 @@ def test_erasure_reaches_every_kept_version_and_the_online_store(project: Settin
             people = pq.read_table(table_path(root, version, "customers"), columns=["source", "customer_id"])
             pairs = set(zip(people["source"].to_pylist(), people["customer_id"].to_pylist(), strict=True))
             assert not pairs & set(zip(records.source, records.customer_id, strict=True))
+
+
+def test_prefetched_batches_arrive_in_order_and_carry_the_producers_error() -> None:
+    assert list(prefetched(iter(range(50)))) == list(range(50))
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(prefetched(failing()))
+    taken = prefetched(iter(range(10_000)), ahead=1)
+    assert next(taken) == 0
+    taken.close()  # a consumer that stops early stops the producer; nothing hangs

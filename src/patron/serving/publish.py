@@ -22,11 +22,15 @@ them only to roles that may see them).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty, Full, Queue
+from typing import Any, TypeVar
 
 import duckdb
 import ibis
@@ -69,6 +73,7 @@ MONTHLY = "monthly"
 #: Preference columns of ``car`` a document carries.
 PREFERENCES = ("preferred_category", "preferred_material", "preferred_channel", "preferred_engagement_channel",
                "preferred_country", "omnichannel", "first_order_channel")
+T = TypeVar("T")
 #: Rows per batch loaded into the online store.
 BATCH_ROWS = 20_000
 
@@ -98,8 +103,10 @@ def publish(warehouse: Warehouse, settings: Settings, store: OnlineStore, *, kee
         with duckdb.connect() as con:
             con.execute("SET TimeZone = 'UTC'")
             views(con, root, version, rows)
-            customers = store.write_docs(version, customer_docs(con))
-            store.write_identities(version, identity_rows(con, settings))
+            con.execute("SET enable_progress_bar = false")
+            # the next batch is built by DuckDB while the store writes the last one (CPU beside disk)
+            customers = store.write_docs(version, prefetched(customer_docs(con)))
+            store.write_identities(version, prefetched(identity_rows(con, settings)))
             model_id = _scalar(con, "SELECT model_id FROM scores LIMIT 1") if SCORES in rows else None
         end = scores_end(warehouse, settings)
         store.finish_version(version)
@@ -117,6 +124,47 @@ def publish(warehouse: Warehouse, settings: Settings, store: OnlineStore, *, kee
     store.prune_live(manifest.events_upto)
     pruned = prune(root, store, keep or settings.serve.keep)
     return PublishResult(manifest, (dt.datetime.now(dt.UTC) - started).total_seconds(), pruned)
+
+
+def prefetched(batches: Iterator[T], *, ahead: int = 2) -> Iterator[T]:
+    """``batches``, produced by a thread of their own up to ``ahead`` batches before they are taken.
+
+    The documents come from DuckDB (which releases the GIL while it works) and go to the online
+    store's disk writes, so building the next batch while one is written overlaps the two. An
+    error in the producer reaches the consumer; a consumer that stops early stops the producer.
+    """
+    done = object()
+    queue: Queue[Any] = Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        queue.put(batch, timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(done)
+        except BaseException as exc:  # handed to the consumer
+            queue.put(exc)
+
+    worker = threading.Thread(target=produce, name="patron-publish-batches", daemon=True)
+    worker.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.1)
+        worker.join()
 
 
 def scores_end(warehouse: Warehouse, settings: Settings) -> dt.date | None:
