@@ -27,6 +27,7 @@ import datetime as dt
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Full, Queue
@@ -104,9 +105,12 @@ def publish(warehouse: Warehouse, settings: Settings, store: OnlineStore, *, kee
             con.execute("SET TimeZone = 'UTC'")
             views(con, root, version, rows)
             con.execute("SET enable_progress_bar = false")
-            # the next batch is built by DuckDB while the store writes the last one (CPU beside disk)
-            customers = store.write_docs(version, prefetched(customer_docs(con)))
-            store.write_identities(version, prefetched(identity_rows(con, settings)))
+            # the look-ups in a second thread, over a cursor of their own, while the documents are written; in
+            # each, the next batch is built by DuckDB while the store writes the last one (CPU beside disk)
+            with ThreadPoolExecutor(1, thread_name_prefix="patron-publish-lookups") as pool:
+                looked_up = pool.submit(_write_identities, store, version, con.cursor(), settings)
+                customers = store.write_docs(version, prefetched(customer_docs(con)))
+                looked_up.result()
             model_id = _scalar(con, "SELECT model_id FROM scores LIMIT 1") if SCORES in rows else None
         end = scores_end(warehouse, settings)
         store.finish_version(version)
@@ -124,6 +128,14 @@ def publish(warehouse: Warehouse, settings: Settings, store: OnlineStore, *, kee
     store.prune_live(manifest.events_upto)
     pruned = prune(root, store, keep or settings.serve.keep)
     return PublishResult(manifest, (dt.datetime.now(dt.UTC) - started).total_seconds(), pruned)
+
+
+def _write_identities(store: OnlineStore, version: str, cursor: duckdb.DuckDBPyConnection, settings: Settings) -> int:
+    try:
+        cursor.execute("SET enable_progress_bar = false")
+        return store.write_identities(version, prefetched(identity_rows(cursor, settings)))
+    finally:
+        cursor.close()
 
 
 def prefetched(batches: Iterator[T], *, ahead: int = 2) -> Iterator[T]:

@@ -81,6 +81,8 @@ def test_identities(store: OnlineStore) -> None:
     assert store.write_identities("v1", [rows[:3], rows[3:], [("email", "a@x.com", "c4"), ("email", "a@x.com", "c1")]])\
         == 7
     assert store.write_identities("v2", [[("email", "a@x.com", "c9")]]) == 1
+    store.finish_version("v1")  # look-ups are readable once the version is finished
+    store.finish_version("v2")
     assert store.identity("v1", "email", "a@x.com") == ["c1", "c2", "c4"]
     assert store.identity("v1", "phone", "+491") == ["c1"]
     assert store.identity("v1", "loyalty_id", "L/1") == ["c3"]
@@ -93,6 +95,7 @@ def test_identities(store: OnlineStore) -> None:
 def test_identity_values_that_prefix_others(store: OnlineStore) -> None:
     store.write_identities("v1", [[("email", "a@x", "c1"), ("email", "a@x.com", "c2"), ("email", "a@x", "c0"),
                                    ("phone", "é+49 ☎", "c3"), ("email", "", "c4")]])
+    store.finish_version("v1")
     assert store.identity("v1", "email", "a@x") == ["c0", "c1"]
     assert store.identity("v1", "email", "a@x.com") == ["c2"]
     assert store.identity("v1", "email", "a@") == [] and store.identity("v1", "email", "") == ["c4"]

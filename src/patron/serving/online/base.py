@@ -75,7 +75,11 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def write_identities(self, version: str, batches: Iterable[Sequence[tuple[str, str, str]]]) -> int:
-        """Store the identity look-ups of ``version``: batches of ``(kind, value, customer_key)``; returns the count."""
+        """Store the identity look-ups of ``version``: batches of ``(kind, value, customer_key)``; returns the count.
+
+        May run in another thread while :meth:`write_docs` of the same version runs; the look-ups
+        may be readable only once :meth:`finish_version` has returned.
+        """
 
     @abstractmethod
     def finish_version(self, version: str) -> None:
