@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,14 +105,13 @@ def json_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def event_end(store: OnlineStore, version: ServingVersion, settings: Settings,
-              ordered_at: dt.datetime | list[dt.datetime]) -> dt.date:
+              ordered_at: Sequence[dt.datetime]) -> dt.date:
     """The observation end with the new orders counted, as the batch's next run will take it: the configured end,
-    else the latest of the version's end, the orders logged since it and these orders, never after today."""
+    else the latest of the version's end, the orders logged since it and ``ordered_at``, never after today."""
     if settings.model.observation_end:
         return dt.date.fromisoformat(str(settings.model.observation_end)[:10])
     logged = store.latest_ordered_at(version.manifest.events_upto)
-    times = ordered_at if isinstance(ordered_at, list) else [ordered_at]
-    days = [*map(utc_day, times), version.observation_end, utc_day(logged)]
+    days = [*map(utc_day, ordered_at), version.observation_end, utc_day(logged)]
     return not_after_today(max(d for d in days if d is not None))
 
 

@@ -82,11 +82,6 @@ class Rescorer:
         self._names = itertools.count()
         self._lock = threading.Lock()
 
-    def rescore(self, key: str, orders: list[dict[str, Any]], end: dt.date, *,
-                market: str | None = None) -> tuple[pa.Table, pa.Table]:
-        """The customer's new ``rfm`` row and ``scores`` row from all their ``orders``, as of ``end``."""
-        return self.rescore_many([(key, orders, market)], end)
-
     def rescore_many(self, customers: list[tuple[str, list[dict[str, Any]], str | None]],
                      end: dt.date) -> tuple[pa.Table, pa.Table]:
         """The ``rfm`` and ``scores`` rows of several customers, each given as ``(key, orders, market)``, as of

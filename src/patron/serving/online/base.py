@@ -30,8 +30,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from patron.errors import Conflict
-
 #: Columns of one logged event, in order (``seq`` first, given by the store).
 EVENT_FIELDS = ("seq", "order_id", "customer_key", "ordered_at", "channel", "country", "store_id", "revenue", "gp2",
                 "received_at", "key_id")
@@ -106,7 +104,6 @@ class OnlineStore(ABC):
     def live(self, customer_key: str) -> LiveRow | None:
         """The customer's live row, None when no event rescored them."""
 
-    @abstractmethod
     def record_event(self, event: dict[str, Any], *, expected_seq: int | None, doc: str) -> int:
         """Append ``event`` to the log and set its customer's live row to ``doc``, atomically; returns its ``seq``.
 
@@ -114,8 +111,13 @@ class OnlineStore(ABC):
         :class:`patron.errors.Conflict` when the log holds the order id already, and
         :class:`StaleLiveRow` when the customer's live row is no longer the one of
         ``expected_seq`` (None: no live row) that ``doc`` was computed from. Durable
-        when it returns: the event survives a crash of the service.
+        when it returns: the event survives a crash of the service. (:meth:`record_events`
+        of one.)
         """
+        outcome = self.record_events([(event, expected_seq, doc)])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     @abstractmethod
     def set_live(self, customer_key: str, seq: int, doc: str) -> bool:
@@ -125,20 +127,13 @@ class OnlineStore(ABC):
         event replaced meanwhile, or that an erasure removed, is left as it is.
         """
 
+    @abstractmethod
     def record_events(self, items: Sequence[tuple[dict[str, Any], int | None, str]]) -> list[int | Exception]:
         """:meth:`record_event` for each ``(event, expected_seq, doc)`` of ``items``, in order; per item its ``seq``,
         or the :class:`patron.errors.Conflict` / :class:`StaleLiveRow` that refused it (the others still land).
 
-        Durable when it returns. This default records them one by one; a backend may write
-        them in one transaction and one disk flush.
+        Durable when it returns, with one disk flush for all of them where the backend can.
         """
-        outcomes: list[int | Exception] = []
-        for event, expected, doc in items:
-            try:
-                outcomes.append(self.record_event(event, expected_seq=expected, doc=doc))
-            except (Conflict, StaleLiveRow) as exc:
-                outcomes.append(exc)
-        return outcomes
 
     @abstractmethod
     def has_event(self, order_id: str) -> bool:

@@ -254,12 +254,6 @@ class EmbeddedStore(OnlineStore):
                                         [doc, customer_key, int(seq)]).rowcount  # autocommit: one atomic write
         return changed == 1
 
-    def record_event(self, event: dict[str, Any], *, expected_seq: int | None, doc: str) -> int:
-        outcome = self.record_events([(event, expected_seq, doc)])[0]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
     def record_events(self, items: Sequence[tuple[dict[str, Any], int | None, str]]) -> list[int | Exception]:
         """All of ``items`` in one transaction: one disk flush for the batch (``synchronous = FULL``)."""
         con = self._state()

@@ -379,12 +379,6 @@ class RedisStore(OnlineStore):
         return bool(int(self._set_live(keys=[self._k("live"), self._k("live_seq")],
                                        args=[customer_key, int(seq), doc])))
 
-    def record_event(self, event: dict[str, Any], *, expected_seq: int | None, doc: str) -> int:
-        outcome = self.record_events([(event, expected_seq, doc)])[0]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
     def record_events(self, items: Sequence[tuple[dict[str, Any], int | None, str]]) -> list[int | Exception]:
         """Every item's script in one round trip (a pipeline; each script is atomic on its own)."""
         pipe = self._r.pipeline(transaction=False)
@@ -523,5 +517,5 @@ def _shown(url: str) -> str:
                                             + (f":{parts.port}" if parts.port else "")))
 
 
-for _name in sorted(OnlineStore.__abstractmethods__ | {"latest_ordered_at", "record_events"}):
+for _name in sorted(OnlineStore.__abstractmethods__ | {"latest_ordered_at", "record_event"}):
     setattr(RedisStore, _name, _answering(getattr(RedisStore, _name)))
