@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import ibis
@@ -15,6 +14,7 @@ from patron.config import Settings
 from patron.engine import connect
 from patron.engine.spark import spark_session
 from patron.serving.online import open_online_store
+from patron.serving.reader import stored_doc
 from tests.conftest import settings_for
 
 
@@ -52,7 +52,7 @@ def run_chain(settings: Settings, data: Path) -> tuple[dict[str, pd.DataFrame], 
                    if not name.startswith(("__splink", "patron_"))}
     published = pipeline.publish(settings).manifest  # the service never needs Spark: Parquet and documents
     with open_online_store(settings) as store:
-        docs = [json.loads(store.doc(published.version, key) or "null") for key in frames["scores"].customer_key]
+        docs = [stored_doc(store, published, key) for key in frames["scores"].customer_key]
     frames["published"] = pd.DataFrame({
         "customer_key": frames["scores"].customer_key, "clv_12m": [d["scores"]["clv_12m"] for d in docs],
         "tier": [d["segments"]["value_tier"] for d in docs], "orders": [len(d["orders"]) for d in docs],

@@ -3,7 +3,6 @@ erasure reaches every kept version and the online store."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,6 +18,7 @@ from patron.engine import connect
 from patron.serving.layout import current_version, read_manifest, table_path, versions
 from patron.serving.online import open_online_store
 from patron.serving.publish import CUSTOMER_RECORDS, PUBLISHED, identity_rows, lookup_value, prefetched, views
+from patron.serving.reader import stored_doc
 from patron.tables import IDENTITY_MAP
 
 
@@ -51,7 +51,7 @@ def test_a_version_holds_the_tables_documents_and_manifest(project: Settings, fi
     assert {"orders", "monthly", "customers"} <= set(manifest.tables)
     key = str(scores.index[7])
     with open_online_store(project) as store:
-        doc = json.loads(store.doc(manifest.version, key) or "{}")
+        doc = stored_doc(store, manifest, key) or {}
     assert doc["scores"]["clv_12m"] == pytest.approx(scores.loc[key, "clv_12m"], rel=1e-12)
     assert sorted(o["order_id"] for o in doc["orders"]) == sorted(values[values.customer_key == key].order_id)
     times = [o["ordered_at"] for o in doc["orders"]]
@@ -83,6 +83,24 @@ def test_lookups_from_resolution_equal_parsing_every_record_again(project: Setti
     assert resolved == parsed
     assert {kind for kind, _, _ in resolved} == {"email", "phone", "loyalty_id"}
     assert any(kind == "phone" and value.startswith("+") for kind, value, _ in resolved)
+
+
+def test_lookups_come_distinct_and_in_key_order_and_hashed_values_stay_as_stored(project: Settings,
+                                                                                 tmp_path: Path) -> None:
+    customers = tmp_path / "customers.parquet"
+    identities = tmp_path / "identity_map.parquet"
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * FROM (VALUES ('s', '1', 'h:b', '', 'h:l1'), ('s', '2', 'h:a', 'h:p', NULL), "
+                    f"('t', '9', 'h:a', NULL, NULL)) AS v(source, customer_id, email, phone, loyalty_id)) "
+                    f"TO '{customers}'")
+        con.execute(f"COPY (SELECT * FROM (VALUES ('s', '1', 'k2'), ('s', '2', 'k1'), ('t', '9', 'k1')) "
+                    f"AS v(source, customer_id, customer_key)) TO '{identities}'")
+        con.execute(f"CREATE VIEW {CUSTOMER_RECORDS} AS SELECT * FROM read_parquet('{customers}')")
+        con.execute(f"CREATE VIEW {IDENTITY_MAP} AS SELECT * FROM read_parquet('{identities}')")
+        hashed = replace(project, privacy=replace(project.privacy, hash_personal_data=True))
+        rows = [row for batch in identity_rows(con, hashed, batch_rows=2) for row in batch]
+    assert rows == [("email", "h:a", "k1"), ("email", "h:b", "k2"), ("loyalty_id", "h:l1", "k2"),
+                    ("phone", "h:p", "k1")]
 
 
 def test_a_new_version_switches_and_old_ones_are_pruned(project: Settings, first: pipeline.PublishResult) -> None:

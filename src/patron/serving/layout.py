@@ -7,6 +7,7 @@ serving/
     manifest.json             written last: a version without it is unfinished
     tables/<name>.parquet     the analytical tables the pages and the service read
     online.sqlite             the embedded online store's documents (Redis keeps them itself)
+    identities.sqlite         its identity look-ups (e-mail, phone, loyalty id -> customer_key)
   state.sqlite                the embedded online store's event log, live rows and API keys
 ```
 
@@ -51,6 +52,7 @@ class Manifest:
     observation_end: str | None  # ISO date
     events_upto: int  # the event log's seq up to which the version's data holds every event
     tables: dict[str, int] = field(default_factory=dict)  # table name -> rows
+    documents: dict[str, list[str]] = field(default_factory=dict)  # document part -> its columns (serving.documents)
     format: int = FORMAT
 
     @property

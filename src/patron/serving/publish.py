@@ -6,7 +6,8 @@ warehouse and every batch command works while they run:
 1. the analytical tables (:data:`PUBLISHED`: scores, segments, rfm, the customer analytic
    record, the seasonal clock, the models, identities and consent, each customer's orders,
    and :data:`MONTHLY`, the month x market x channel x tier summary), streamed from the
-   warehouse as Parquet: any engine, Spark included (the service never needs Spark);
+   warehouse as Parquet: any engine, Spark included (the service never needs Spark); ``car``
+   is written in a thread while the documents are built;
 2. one JSON document per customer, built from those files by an in-memory DuckDB
    (:func:`customer_docs`), and the identity look-ups (:func:`identity_rows`), loaded into
    the online store (:mod:`patron.serving.online`);
@@ -15,7 +16,7 @@ warehouse and every batch command works while they run:
    dropped, and versions beyond ``keep`` are pruned.
 
 A customer's document is what a lookup returns and what an event rescores: their ``rfm``,
-``scores`` and ``segments`` rows, the preference columns of their latest ``car`` row, all
+``scores`` and ``segments`` rows, their :data:`PREFERENCES` (from their latest ``car`` row), all
 their orders (newest first) and their source records (personal data; the service shows
 them only to roles that may see them).
 """
@@ -41,6 +42,7 @@ from patron.config import Settings
 from patron.contract import CUSTOMERS
 from patron.engine import Warehouse
 from patron.errors import NotConfigured
+from patron.serving.documents import KEY, ROW_PARTS, stored_columns
 from patron.serving.layout import (
     TIME_FORMAT,
     Manifest,
@@ -71,12 +73,17 @@ PERSONAL = ("source", "customer_id", "first_name", "last_name", "email", "phone"
             "birth_year", "marketing_consent", "loyalty_id", "signup_at")
 #: The monthly summary table the pages read.
 MONTHLY = "monthly"
+#: A version's table of each customer's preferences: the :data:`PREFERENCE_COLUMNS` of their latest ``car`` row.
+PREFERENCES = "preferences"
 #: Preference columns of ``car`` a document carries.
-PREFERENCES = ("preferred_category", "preferred_material", "preferred_channel", "preferred_engagement_channel",
+PREFERENCE_COLUMNS = ("preferred_category", "preferred_material", "preferred_channel", "preferred_engagement_channel",
                "preferred_country", "omnichannel", "first_order_channel")
 T = TypeVar("T")
 #: Rows per batch loaded into the online store.
 BATCH_ROWS = 20_000
+#: Tables written while the documents are built (nothing in the documents reads them): ``car``, hundreds of
+#: columns, takes a fifth of a publish at 1M customers.
+WRITTEN_ALONGSIDE = (CAR,)
 
 
 @dataclass(frozen=True)
@@ -100,17 +107,21 @@ def publish(warehouse: Warehouse, settings: Settings, store: OnlineStore, *, kee
     root = settings.serving_dir
     version = new_version(root, now)
     try:
-        rows = write_tables(warehouse, root, version)
-        with duckdb.connect() as con:
+        tables = published_tables(warehouse)
+        alongside = {name: tables.pop(name) for name in WRITTEN_ALONGSIDE if name in tables}
+        rows = write_tables(warehouse, root, version, tables)
+        with duckdb.connect() as con, ThreadPoolExecutor(2, thread_name_prefix="patron-publish") as pool:
             con.execute("SET TimeZone = 'UTC'")
             views(con, root, version, rows)
             con.execute("SET enable_progress_bar = false")
-            # the look-ups in a second thread, over a cursor of their own, while the documents are written; in
-            # each, the next batch is built by DuckDB while the store writes the last one (CPU beside disk)
-            with ThreadPoolExecutor(1, thread_name_prefix="patron-publish-lookups") as pool:
-                looked_up = pool.submit(_write_identities, store, version, con.cursor(), settings)
-                customers = store.write_docs(version, prefetched(customer_docs(con)))
-                looked_up.result()
+            # beside the documents: the look-ups (over a cursor of their own) and the tables no document reads;
+            # in each writer the next batch is built by DuckDB while the store writes the last (CPU beside disk)
+            written = pool.submit(write_tables, warehouse, root, version, alongside)
+            looked_up = pool.submit(_write_identities, store, version, con.cursor(), settings)
+            documents = document_columns(con)
+            customers = store.write_docs(version, prefetched(customer_docs(con, documents)))
+            looked_up.result()
+            rows |= written.result()
             model_id = _scalar(con, "SELECT model_id FROM scores LIMIT 1") if SCORES in rows else None
         end = scores_end(warehouse, settings)
         store.finish_version(version)
@@ -118,7 +129,7 @@ def publish(warehouse: Warehouse, settings: Settings, store: OnlineStore, *, kee
                             engine=warehouse.engine, online_store=store.backend, customers=customers,
                             model_id=None if model_id is None else str(model_id),
                             observation_end=None if end is None else end.isoformat(),
-                            events_upto=ingested_events_upto(warehouse), tables=rows)
+                            events_upto=ingested_events_upto(warehouse), tables=rows, documents=documents)
         write_manifest(root, manifest)
     except BaseException:
         store.drop_version(version)
@@ -219,7 +230,20 @@ def published_tables(warehouse: Warehouse) -> dict[str, ir.Table]:
     if warehouse.has_table(CUSTOMERS.name):
         customers = warehouse.table(CUSTOMERS.name)
         tables[CUSTOMER_RECORDS] = customers.select(*[c for c in PERSONAL if c in customers.columns])
+    if CAR in tables and (preferences := latest_preferences(tables[CAR])) is not None:
+        tables[PREFERENCES] = preferences
     return tables
+
+
+def latest_preferences(car: ir.Table) -> ir.Table | None:
+    """The :data:`PREFERENCE_COLUMNS` of each customer's latest ``car`` row (None when ``car`` has none)."""
+    chosen = [c for c in PREFERENCE_COLUMNS if c in car.columns]
+    if not chosen:
+        return None
+    if "as_of_date" in car.columns:
+        newest = ibis.row_number().over(group_by=car.customer_key, order_by=ibis.desc(car.as_of_date))
+        car = car.mutate(_newest=newest).filter(lambda t: t._newest == 0)
+    return car.select("customer_key", *chosen)
 
 
 def monthly_summary(values: ir.Table, segments: ir.Table | None) -> ir.Table:
@@ -238,10 +262,10 @@ def monthly_summary(values: ir.Table, segments: ir.Table | None) -> ir.Table:
     ).order_by("month", "market", "channel", "value_tier")
 
 
-def write_tables(warehouse: Warehouse, root: Path, version: str) -> dict[str, int]:
-    """Stream each published table into ``tables/<name>.parquet`` of the version; returns rows per table."""
+def write_tables(warehouse: Warehouse, root: Path, version: str, tables: dict[str, ir.Table]) -> dict[str, int]:
+    """Stream each of ``tables`` into ``tables/<name>.parquet`` of the version; returns rows per table."""
     rows: dict[str, int] = {}
-    for name, expr in published_tables(warehouse).items():
+    for name, expr in tables.items():
         path = table_path(root, version, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         rows[name] = warehouse.to_parquet_file(expr, path)
@@ -272,20 +296,19 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> object:
     return None if row is None else row[0]
 
 
-def json_struct(con: duckdb.DuckDBPyConnection, table: str, alias: str, columns: Sequence[str] | None = None) -> str:
-    """SQL of a struct of ``alias``'s columns (of ``table``) that JSON carries as the service returns values:
-    non-finite numbers as null, times as ISO text in UTC."""
-    fields = []
-    for name, kind in _columns(con, table):
-        if columns is not None and name not in columns:
-            continue
-        ref = f'{alias}."{name}"'
+def json_values(con: duckdb.DuckDBPyConnection, table: str, alias: str, columns: Sequence[str]) -> list[str]:
+    """SQL of ``alias``'s ``columns`` (of ``table``, in that order) as JSON carries them where the service returns
+    values: non-finite numbers as null, times as ISO text in UTC."""
+    kinds = dict(_columns(con, table))
+    values = []
+    for name in columns:
+        ref, kind = f'{alias}."{name}"', kinds[name]
         if kind in ("DOUBLE", "FLOAT", "REAL"):
             ref = f"CASE WHEN isfinite({ref}) THEN {ref} END"
         elif kind.startswith("TIMESTAMP"):
             ref = f"strftime({ref}, '{TIME_FORMAT}')"
-        fields.append(f"\"{name}\" := {ref}")
-    return f"struct_pack({', '.join(fields)})" if fields else "NULL"
+        values.append(ref)
+    return values
 
 
 def sorted_list(value: str, keys: Sequence[str]) -> str:
@@ -300,38 +323,56 @@ def sorted_list(value: str, keys: Sequence[str]) -> str:
     return f"list_transform(list_sort(list(struct_pack({packed}, v := {value}))), x -> x.v)"
 
 
-def customer_docs(con: duckdb.DuckDBPyConnection, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple[str, str]]]:
-    """``(customer_key, document)`` of every customer with an ``rfm`` or ``scores`` row, in key order, in batches."""
-    present = {name for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+def document_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """The columns of each part of the documents :func:`customer_docs` builds from the version's tables (the
+    manifest records them; :func:`patron.serving.documents.expand` names a stored document's values by them)."""
+    present = _views(con)
+    sources = {RFM: (RFM, None), SCORES: (SCORES, None), SEGMENTS: (SEGMENTS, None),
+               "preferences": (PREFERENCES, None), "orders": (ORDERS, ORDER_COLUMNS),
+               "personal": (CUSTOMER_RECORDS, tuple(c for c in PERSONAL if c != "loyalty_id"))}
+    columns = {}
+    for part, (table, wanted) in sources.items():
+        if table not in present or (part == "personal" and IDENTITY_MAP not in present):
+            continue
+        names = [name for name, _ in _columns(con, table)]
+        if wanted is not None:
+            names = [c for c in wanted if c in names and c != KEY]
+        elif part == "preferences":
+            names = [c for c in names if c != KEY]
+        if stored_columns(names):
+            columns[part] = names
+    return columns
+
+
+def customer_docs(con: duckdb.DuckDBPyConnection, columns: dict[str, list[str]], *,
+                  batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple[str, str]]]:
+    """``(customer_key, document)`` of every customer with an ``rfm`` or ``scores`` row, in key order, in batches:
+    each part of :func:`document_columns` as JSON arrays (:mod:`patron.serving.documents`)."""
+    present = _views(con)
     parts, joins = [], []
     keys = " UNION ".join(f"SELECT customer_key FROM {t}" for t in (RFM, SCORES) if t in present)
-    for name in (RFM, SCORES, SEGMENTS):
-        if name in present:
-            parts.append(f'"{name}" := {json_struct(con, name, name)}')
-            joins.append(f'LEFT JOIN "{name}" USING (customer_key)')
-    if CAR in present:
-        chosen = [c for c in PREFERENCES if _has_column(con, CAR, c)]
-        if chosen:
-            dated = _has_column(con, CAR, "as_of_date")
-            columns = ", ".join(f'"{c}"' for c in ("customer_key", *chosen))  # car has hundreds: read these only
-            latest = (f"SELECT {columns} FROM {CAR} QUALIFY row_number() OVER (PARTITION BY customer_key "
-                      f"ORDER BY as_of_date DESC) = 1") if dated else f"SELECT {columns} FROM {CAR}"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW _latest_car AS {latest}")
-            parts.append(f'"preferences" := {json_struct(con, "_latest_car", "p", chosen)}')
-            joins.append("LEFT JOIN _latest_car AS p USING (customer_key)")
-    if ORDERS in present:
-        order = json_struct(con, ORDERS, "o", [c for c in ORDER_COLUMNS if c != "customer_key"])
+    aliases = {RFM: RFM, SCORES: SCORES, SEGMENTS: SEGMENTS, "preferences": "p"}
+    tables = {RFM: RFM, SCORES: SCORES, SEGMENTS: SEGMENTS, "preferences": PREFERENCES}
+    for part in ROW_PARTS:
+        if part not in columns:
+            continue
+        alias = aliases[part]
+        row = json_values(con, tables[part], alias, stored_columns(columns[part]))
+        parts.append(f'"{part}" := CASE WHEN {alias}.{KEY} IS NOT NULL THEN json_array({", ".join(row)}) END')
+        joins.append(f'LEFT JOIN "{tables[part]}" AS {alias} USING (customer_key)')
+    if "orders" in columns:
+        order = f"json_array({', '.join(json_values(con, ORDERS, 'o', columns['orders']))})"
         newest_first = ("coalesce(-epoch_us(o.ordered_at), 9223372036854775807)", "o.order_id")  # NULL times last
         con.execute(f"CREATE OR REPLACE TEMP VIEW _orders AS SELECT customer_key, {sorted_list(order, newest_first)} "
                     f"AS orders FROM {ORDERS} AS o GROUP BY customer_key")
-        parts.append('"orders" := coalesce(_orders.orders, [])')
+        parts.append('"orders" := coalesce(_orders.orders, []::JSON[])')
         joins.append("LEFT JOIN _orders USING (customer_key)")
-    if CUSTOMER_RECORDS in present and IDENTITY_MAP in present:
-        person = json_struct(con, CUSTOMER_RECORDS, "c", [c for c in PERSONAL if c != "loyalty_id"])
+    if "personal" in columns:
+        person = f"json_array({', '.join(json_values(con, CUSTOMER_RECORDS, 'c', columns['personal']))})"
         con.execute(f"CREATE OR REPLACE TEMP VIEW _personal AS SELECT i.customer_key, "
                     f"{sorted_list(person, ('c.source', 'c.customer_id'))} AS personal FROM {IDENTITY_MAP} AS i "
                     f"JOIN {CUSTOMER_RECORDS} AS c USING (source, customer_id) GROUP BY i.customer_key")
-        parts.append('"personal" := coalesce(_personal.personal, [])')
+        parts.append('"personal" := coalesce(_personal.personal, []::JSON[])')
         joins.append("LEFT JOIN _personal USING (customer_key)")
     sql = (f"SELECT customer_key, to_json(struct_pack({', '.join(parts)})) FROM ({keys}) AS k "
            f"{' '.join(joins)} ORDER BY customer_key")
@@ -340,20 +381,37 @@ def customer_docs(con: duckdb.DuckDBPyConnection, *, batch_rows: int = BATCH_ROW
         yield [(str(k), str(d)) for k, d in batch]
 
 
+def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {name for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+
+
 def identity_rows(con: duckdb.DuckDBPyConnection, settings: Settings, *,
                   batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple[str, str, str]]]:
     """``(kind, value, customer_key)`` look-ups: e-mail, phone and loyalty id of each source record, normalised as
     identity resolution compares them (with ``[privacy] hash_personal_data`` they are stored hashed already)."""
-    present = {name for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    present = _views(con)
     if CUSTOMER_RECORDS not in present or IDENTITY_MAP not in present:
         return
     wanted = [c for c in ("email", "phone", "loyalty_id", "country") if _has_column(con, CUSTOMER_RECORDS, c)]
     if not any(c in wanted for c in ("email", "phone", "loyalty_id")):
         return
     hashed = settings.privacy.hash_personal_data
-    if not hashed and all(_has_column(con, IDENTITY_MAP, f"match_{c}") for c in ("email", "phone", "loyalty_id")):
-        yield from _resolved_identity_rows(con, "phone" in wanted, batch_rows)
+    if hashed:  # the records hold the keyed hashes of the normalised values already: kept as they are
+        columns = {c: f"nullif(c.{c}, '')" if c in wanted else "NULL" for c in ("email", "phone", "loyalty_id")}
+        yield from _sorted_identity_rows(con, columns, f"{IDENTITY_MAP} AS i JOIN {CUSTOMER_RECORDS} AS c "
+                                         "USING (source, customer_id)", batch_rows)
         return
+    if all(_has_column(con, IDENTITY_MAP, f"match_{c}") for c in ("email", "phone", "loyalty_id")):
+        # the identifiers as identity resolution normalised them: no phone parsed again. A phone it could not parse
+        # keeps its trimmed text, as patron.transforms.pseudonyms.normalised keeps it.
+        source, phone = f"{IDENTITY_MAP} AS i", "i.match_phone"
+        if "phone" in wanted:
+            phone = "coalesce(i.match_phone, nullif(trim(c.phone), ''))"
+            source += f" JOIN {CUSTOMER_RECORDS} AS c USING (source, customer_id)"
+        columns = {"email": "i.match_email", "phone": phone, "loyalty_id": "i.match_loyalty_id"}
+        yield from _sorted_identity_rows(con, columns, source, batch_rows)
+        return
+    # a warehouse resolved before identity_map kept the normalised identifiers: parsed here, in no order
     cursor = con.execute(f"SELECT i.customer_key, {', '.join('c.' + c for c in wanted)} FROM {IDENTITY_MAP} AS i "
                          f"JOIN {CUSTOMER_RECORDS} AS c USING (source, customer_id)")
     kinds = {"email": "email", "phone": "phone", "loyalty_id": "code"}
@@ -363,28 +421,20 @@ def identity_rows(con: duckdb.DuckDBPyConnection, settings: Settings, *,
             record = dict(zip(["customer_key", *wanted], row, strict=True))
             for column, kind in kinds.items():
                 value = record.get(column)
-                if not isinstance(value, str) or not value:
-                    continue
-                text = value if hashed else normalised(kind, value, record.get("country"))
-                if text:
+                if isinstance(value, str) and value and (text := normalised(kind, value, record.get("country"))):
                     out.append((column, text, str(record["customer_key"])))
         yield out
 
 
-def _resolved_identity_rows(con: duckdb.DuckDBPyConnection, raw_phones: bool,
-                            batch_rows: int) -> Iterator[list[tuple[str, str, str]]]:
-    """:func:`identity_rows` from the identifiers identity resolution normalised already (``identity_map``'s
-    ``match_*`` columns): no phone is parsed again. A phone resolution could not parse keeps its trimmed text,
-    as :func:`patron.transforms.pseudonyms.normalised` keeps it."""
-    phone = "i.match_phone"
-    source = f"{IDENTITY_MAP} AS i"
-    if raw_phones:
-        phone = "coalesce(i.match_phone, nullif(trim(c.phone), ''))"
-        source += f" JOIN {CUSTOMER_RECORDS} AS c USING (source, customer_id)"
+def _sorted_identity_rows(con: duckdb.DuckDBPyConnection, columns: dict[str, str], source: str,
+                          batch_rows: int) -> Iterator[list[tuple[str, str, str]]]:
+    """:func:`identity_rows` from SQL ``columns`` (email, phone, loyalty_id) over ``source``, distinct and in key
+    order (an online store's index then only grows at its end)."""
+    picked = ", ".join(f"{sql} AS {name}" for name, sql in columns.items())
     cursor = con.execute(
-        f"SELECT kind, value, customer_key FROM (SELECT i.customer_key, i.match_email AS email, {phone} AS phone, "
-        f"i.match_loyalty_id AS loyalty_id FROM {source}) UNPIVOT (value FOR kind IN (email, phone, loyalty_id)) "
-        "WHERE value IS NOT NULL")
+        f"SELECT DISTINCT kind, value, customer_key FROM (SELECT i.customer_key, {picked} FROM {source}) "
+        "UNPIVOT (value FOR kind IN (email, phone, loyalty_id)) WHERE value IS NOT NULL "
+        "ORDER BY kind, value, customer_key")
     while batch := cursor.fetchmany(batch_rows):
         yield [(str(kind), str(value), str(key)) for kind, value, key in batch]
 

@@ -23,6 +23,7 @@ from patron.engine import DuckDBWarehouse, parquet_snapshot
 from patron.errors import NotConfigured, PatronError
 from patron.scoring.model_store import FittedValueModels, load_models
 from patron.serving.coalesce import Coalescer
+from patron.serving.documents import expand
 from patron.serving.layout import TABLES, Manifest, current_version, read_manifest, version_dir
 from patron.serving.online import OnlineStore
 from patron.serving.rescore import Rescorer
@@ -201,5 +202,10 @@ def current_doc(store: OnlineStore, version: ServingVersion, key: str) -> tuple[
     live = store.live(key)
     if live is not None and live.seq > version.manifest.events_upto:
         return json.loads(live.doc), live.seq
-    text = store.doc(version.name, key)
-    return (None if text is None else json.loads(text)), (None if live is None else live.seq)
+    return stored_doc(store, version.manifest, key), (None if live is None else live.seq)
+
+
+def stored_doc(store: OnlineStore, manifest: Manifest, key: str) -> dict[str, Any] | None:
+    """The customer's document as ``manifest``'s version stores it, its rows named (None when it has none)."""
+    text = store.doc(manifest.version, key)
+    return None if text is None else expand(json.loads(text), manifest.documents, key)
