@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The system programs patron's tests and benchmarks run for real: redis-server (the Redis online
-# store) and wrk (the service benchmark). Installed from Debian's packages when missing.
+# store), wrk (the service benchmark), chromium (the web app's browser tests, driven by
+# Playwright with executable_path: Playwright's own browser download is not used) and LibreOffice
+# Calc without its GUI (the workbook tests recalculate its formulas). Installed from Debian's
+# packages when missing.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc-nogui)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
@@ -20,6 +25,6 @@ if command -v apt-get >/dev/null 2>&1; then
         exit 0
     fi
 fi
-echo "patron: please install ${missing[*]} (Debian/Ubuntu: apt-get install ${missing[*]}); the Redis tests need it" >&2
+echo "patron: please install ${missing[*]} (Debian/Ubuntu: apt-get install ${missing[*]}); the Redis, browser and workbook tests need them" >&2
 # without them the Redis tests are skipped locally, and fail under CI
 [ -z "${CI:-}" ] || exit 1

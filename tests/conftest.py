@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import ibis
 import pytest
 
 from patron import pipeline
 from patron.config import Settings, SparkSettings
 from patron.engine import Warehouse, connect
 from tests.redis_server import redis_server  # noqa: F401 (a fixture for every test module)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # xdist gives its workers COLUMNS=80; the command line's consoles must see what a piped run sees (no COLUMNS)
+    os.environ.pop("COLUMNS", None)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """xdist groups for ``make test`` (``pytest -n 2 --dist loadgroup``): every test on local Spark in one group,
+    run by one worker on the run's one Spark session; every other test with the rest of its module (module
+    fixtures built once, tests that build on the one before kept in order)."""
+    for item in items:
+        spark = item.get_closest_marker("spark") or "spark_home" in getattr(item, "fixturenames", ())
+        item.add_marker(pytest.mark.xdist_group("spark" if spark else item.nodeid.split("::", 1)[0]))
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +87,25 @@ def scored_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pipeline.score(settings)
     pipeline.segments(settings)
     return settings.warehouse_path
+
+
+@pytest.fixture(scope="session")
+def profiled_project(scored_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the scored project with ``car`` as of the scores' date, segments rebuilt on it and a backtest: what
+    the profiler and the reports read (read only: copy it to change it)."""
+    folder = tmp_path_factory.mktemp("profiled") / "project"
+    shutil.copytree(scored_project.parent, folder)
+    settings = Settings(project_dir=folder, engine="duckdb")
+    pipeline.features(settings)
+    pipeline.segments(settings)
+    pipeline.backtest(settings)
+    (folder / "patron.toml").write_text('engine = "duckdb"\n', encoding="utf-8")
+    return folder
+
+
+def warehouse_copy(scored_project: Path, folder: Path) -> ibis.BaseBackend:
+    """A copy of the scored project's warehouse file in ``folder`` (other tests share the original), opened as a
+    plain Ibis backend."""
+    copy = folder / "patron.duckdb"
+    shutil.copy(scored_project, copy)
+    return ibis.duckdb.connect(str(copy))

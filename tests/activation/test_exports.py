@@ -16,11 +16,12 @@ from patron.activation.exports import (
     export_audience,
     phone_for_google,
     phone_for_meta,
+    rounded,
     sha256_hex,
 )
 from patron.config import AudienceDefinition, PrivacySettings, Settings
 from patron.engine import Warehouse
-from patron.errors import ConfigError
+from patron.errors import ConfigError, PatronError
 from tests.activation.test_playbooks import retailer  # noqa: F401  (fixture)
 from tests.activation.test_segments import duck  # noqa: F401  (fixture)
 
@@ -152,3 +153,22 @@ def test_the_leak_check_finds_what_the_any_record_rule_exported(retailer: Settin
     latest = records[records.email_id.notna()].sort_values("signup_at", ascending=False, na_position="last")
     former = latest.drop_duplicates("customer_key").email_id.map(sha256_hex)
     assert len(consent_leaks(records, former, "email_id")) > 0
+
+
+def test_files_round_money_to_cents_and_probabilities_to_four_places() -> None:
+    frame = pd.DataFrame({"customer_key": ["K1"], "clv": [123.456789012345], "value": [0.125000000001],
+                          "retention_offer_cap": [24.691357802469], "p_alive": [0.123456789],
+                          "churn_risk": [0.87654321], "service_priority": [1]})
+    out = rounded(frame).iloc[0]
+    assert (out.clv, out.value, out.retention_offer_cap) == (123.46, 0.13, 24.69)
+    assert (out.p_alive, out.churn_risk, out.service_priority) == (0.1235, 0.8765, 1)
+
+
+def test_a_market_without_members_raises_and_writes_no_file(duck: Warehouse, tmp_path: Path) -> None:  # noqa: F811
+    settings = replace(duck.settings, audiences=(AudienceDefinition("all"),))
+    out = tmp_path / "files" / "none.csv"
+    with pytest.raises(PatronError, match=r"no customer of audience 'all' matched in market 'ZZ'; it has 197 "
+                                          r"member\(s\) in other markets \(DE 99, DK 98\)"):
+        export_audience(duck, settings, "all", "crm", out, market="ZZ")
+    assert not out.parent.exists() or not list(out.parent.iterdir())  # no file, no temporary file
+    assert export_audience(duck, settings, "all", "crm", out, market="DK").rows == 98

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -65,6 +66,16 @@ def test_ingest_validate_rfm_export(project: Path, tmp_path: Path) -> None:
     assert checked.exit_code == 0, checked.output
     assert "(champion)" in checked.output and "bg_nbd" in checked.output
     assert (project / "reports" / "backtest" / "backtest_tracking.png").exists()
+    # the profit those customers actually brought in the holdout, as the orders in the warehouse add up
+    calibration_end, holdout_end = re.search(r"calibration to (\S+), holdout to (\S+),", checked.output).groups()
+    shown_gp2 = re.search(r"actual GP2 of these customers in the holdout: ([\d,]+)", checked.output).group(1)
+    values_file = tmp_path / "order_values.parquet"
+    assert invoke("export", "order_values", "--out", str(values_file), "--project", str(project)).exit_code == 0
+    values = pd.read_parquet(values_file)
+    day = pd.to_datetime(values["ordered_at"], utc=True).dt.strftime("%Y-%m-%d")
+    known = set(values.loc[(day <= calibration_end) & values["customer_key"].notna(), "customer_key"])
+    holdout = values[(day > calibration_end) & (day <= holdout_end) & values["customer_key"].isin(known)]
+    assert int(shown_gp2.replace(",", "")) == pytest.approx(holdout["gp2"].sum(), abs=1)
 
     champion = next(line.split()[1] for line in checked.output.splitlines() if "(champion)" in line)
     by_default = invoke("fit", "--project", str(project))  # the backtest's champion, not patron.toml's bg_nbd
@@ -80,6 +91,8 @@ def test_ingest_validate_rfm_export(project: Path, tmp_path: Path) -> None:
     scored = invoke("score", "--project", str(project))
     assert scored.exit_code == 0, scored.output
     assert "CLV 12m" in scored.output
+    assert re.search(r"Wrote warehouse table scores \([\d,]+ rows\)", scored.output)
+    assert (project / "reports" / "clv_deciles.png").exists() and "Chart: " in scored.output
     scores_file = tmp_path / "scores.parquet"
     assert invoke("export", "scores", "--out", str(scores_file), "--project", str(project)).exit_code == 0
     scores = pd.read_parquet(scores_file)

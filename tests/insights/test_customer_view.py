@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from patron.insights.customer_view import channel_totals, customer_view, latest_orders
+from patron.insights.customer_view import (
+    channel_totals,
+    clv_horizons,
+    customer_view,
+    latest_consent,
+    latest_orders,
+    masked,
+    order_series,
+    resolved_records,
+)
 from patron.serving.reader import CustomerDoc
 
 
@@ -47,3 +56,54 @@ def test_the_view_takes_tier_and_segments_from_the_segments_row() -> None:
     assert customer_view("C1", CustomerDoc(), personal=True)["personal"] == []  # allowed, but none read
     empty = customer_view("C2", CustomerDoc(), personal=False)
     assert empty["tier"] is None and empty["segments"] == [] and empty["channels"] == []
+
+
+# -- what the web app's customer page adds --------------------------------------------------------------
+RECORDS = [
+    {"source": "web", "customer_id": "2", "first_name": "h:0123456789abcdef", "email": "a@x.de",
+     "marketing_consent": False, "signup_at": "2024-05-01T10:00:00.000000Z"},
+    {"source": "crm", "customer_id": "1", "first_name": "Lea", "email": None, "marketing_consent": True,
+     "signup_at": "2024-05-01T10:00:00.000000Z"},
+    {"source": "pos", "customer_id": "9", "first_name": "Lea", "marketing_consent": True, "signup_at": None},
+]
+
+
+def test_a_keyed_hash_is_shown_masked_and_clear_values_as_they_are() -> None:
+    assert masked("h:0123456789abcdef") == "h:012345…"
+    assert masked("Lea") == "Lea" and masked(None) is None and masked(1984) == 1984
+
+
+def test_resolved_records_carry_the_match_and_personal_fields_only_when_allowed() -> None:
+    matches = {("web", "2"): {"method": "email", "match_probability": 0.97}}
+    shown = resolved_records(RECORDS, matches, personal=True)
+    assert [(r["source"], r["customer_id"]) for r in shown] == [("crm", "1"), ("pos", "9"), ("web", "2")]
+    assert shown[2]["method"] == "email" and shown[2]["match_probability"] == 0.97
+    assert shown[2]["first_name"] == "h:012345…" and shown[2]["email"] == "a@x.de"
+    assert shown[0]["method"] is None  # a record identity_map does not list
+    hidden = resolved_records(RECORDS, matches, personal=False)
+    assert all(not ({"customer_id", "email", "first_name", "phone"} & set(r)) for r in hidden)
+    assert [r["source"] for r in hidden] == ["crm", "pos", "web"]
+
+
+def test_consent_is_the_latest_word_and_a_tie_is_a_no() -> None:
+    assert latest_consent(RECORDS) is False  # crm and web signed up at once and disagree
+    assert latest_consent(RECORDS[1:]) is True  # the undated record counts oldest
+    assert latest_consent([{**RECORDS[0], "marketing_consent": None}, RECORDS[2]]) is True
+    assert latest_consent([{"marketing_consent": None}]) is None and latest_consent([]) is None
+
+
+def test_order_series_is_oldest_first_without_undated_orders() -> None:
+    series = order_series(ORDERS)
+    assert series["order_id"] == ["D", "A", "B", "C"]
+    assert series["revenue"] == [None, 0.25, 10.0, 0.5] and series["gp2"] == [-1.5, None, 4.0, None]
+    assert order_series([]) == {c: [] for c in ("ordered_at", "revenue", "gp2", "channel", "order_id")}
+
+
+def test_clv_horizons_are_read_from_the_score_columns_shortest_first() -> None:
+    scores = {"clv_12m": 5.0, "clv_12m_lower": 4.0, "clv_12m_upper": 6.0, "expected_orders_12m": 0.5,
+              "clv_3m": 1.0, "clv_3m_lower": 0.5, "clv_3m_upper": 1.5, "clv_total": 9.0}
+    assert clv_horizons(scores) == [
+        {"months": 3, "clv": 1.0, "lower": 0.5, "upper": 1.5, "expected_orders": None},
+        {"months": 12, "clv": 5.0, "lower": 4.0, "upper": 6.0, "expected_orders": 0.5},
+    ]
+    assert clv_horizons(None) == []

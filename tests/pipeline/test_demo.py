@@ -25,6 +25,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert deciles["decile"].tolist() == list(range(1, 11))
     assert deciles["mean"].is_monotonic_decreasing  # decile 1 holds the most valuable customers
     assert deciles["customers"].sum() == result.scores.result.customers
+    assert [p.relative_to(tmp_path / "demo").as_posix() for p in result.reports] == ["reports/patron.xlsx",
+                                                                                     "reports/patron.html"]
+    assert all(p.stat().st_size > 50_000 for p in result.reports)
 
 
 def test_reset_removes_the_warehouse_and_its_log(tmp_path: Path) -> None:

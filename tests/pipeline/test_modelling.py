@@ -62,9 +62,12 @@ def test_fit_says_which_model_and_why_and_score_uses_the_champion(tmp_path: Path
     assert configured.settings["purchase_model_reason"].startswith("[model] purchase_model in patron.toml")
     with connect(settings) as warehouse:
         assert load_models(warehouse).model_id == configured.model_id
-    run = pipeline.score(settings)
+    run = pipeline.score(settings, charts=True)
     assert run.result.model_id == configured.model_id and run.result.customers == 600
     horizons = settings.model.horizons_months
     assert set(run.totals) == {*(f"clv_{h}m" for h in horizons), "historic_gp2", "mean_p_alive"}
     assert run.deciles["customers"].sum() == 600
+    # the summary charts `patron score` draws; without order_values (only rfm here) no monthly chart
+    assert [chart.relative_to(tmp_path).as_posix() for chart in run.charts] == [
+        "reports/repeat_purchases.png", "reports/clv_deciles.png"]
     assert run.deciles["total"].sum() == pytest.approx(run.totals[f"clv_{max(horizons)}m"])

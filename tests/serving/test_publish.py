@@ -9,12 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from patron import pipeline
 from patron.config import ServeSettings, Settings
-from patron.engine import connect
+from patron.engine import connect, parquet_snapshot
+from patron.insights import dashboard
 from patron.serving.layout import current_version, read_manifest, table_path, versions
 from patron.serving.online import open_online_store
 from patron.serving.publish import CUSTOMER_RECORDS, PUBLISHED, identity_rows, lookup_value, prefetched, views
@@ -56,6 +58,20 @@ def test_a_version_holds_the_tables_documents_and_manifest(project: Settings, fi
     assert sorted(o["order_id"] for o in doc["orders"]) == sorted(values[values.customer_key == key].order_id)
     times = [o["ordered_at"] for o in doc["orders"]]
     assert times == sorted(times, reverse=True) and times[0].endswith("Z")
+
+
+def test_the_pages_summaries_are_published_and_give_the_warehouses_numbers(project: Settings,
+                                                                          first: pipeline.PublishResult) -> None:
+    manifest = first.manifest
+    assert {"customer_months", "cohort_activity", "active_customers_monthly"} <= set(manifest.tables)
+    files = {name: table_path(project.serving_dir, manifest.version, name) for name in manifest.tables}
+    with connect(project) as warehouse, parquet_snapshot(project, files) as snapshot:
+        published, direct = dashboard.sources(snapshot), dashboard.sources(warehouse)
+        assert "customer_months" in snapshot.list_tables() and "customer_months" not in warehouse.list_tables()
+        selection = dashboard.select(direct)
+        pd.testing.assert_frame_equal(dashboard.tiles(published, selection), dashboard.tiles(direct, selection))
+        pd.testing.assert_frame_equal(dashboard.cohort_retention(published, selection),
+                                      dashboard.cohort_retention(direct, selection))
 
 
 def test_identity_lookups_are_normalised(project: Settings, first: pipeline.PublishResult) -> None:

@@ -29,6 +29,11 @@ consent never lends its identifier to a file. Google and Meta files leave out me
 with neither (counted as ``without_identifier``). Members without marketing consent are
 never exported (see :mod:`patron.activation.audiences`). Files are written to a temporary file
 beside ``out`` and renamed over it, so a reader never sees half a file.
+
+Numbers are written as people and platforms read them: money (CLV, the Meta ``value``, the
+retention offer cap) to 2 decimals, probabilities (``p_alive``, ``churn_risk``) to 4
+(:func:`rounded`). An export for a ``market`` in which the audience has no member writes no
+file and raises :class:`~patron.errors.PatronError` naming the markets it does have members in.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import pandas as pd
 
 from patron.activation.audiences import audience_counts, audience_members
 from patron.config import EXPORT_FORMATS, Settings
-from patron.errors import ConfigError
+from patron.errors import ConfigError, PatronError
 from patron.transforms.identity_rules import email_for_matching, normalise_code, normalise_email, phone_to_e164
 
 if TYPE_CHECKING:
@@ -55,6 +60,11 @@ if TYPE_CHECKING:
 
 PLAIN_COLUMNS = ("customer_key", "market", "value_tier", "rfm_segment", "lifecycle_stage", "strategy_cell",
                  "clv", "p_alive", "churn_risk", "next_best_action")
+
+
+#: Columns of the export files that hold money (2 decimals) and probabilities (4 decimals).
+MONEY_COLUMNS = ("clv", "value", "retention_offer_cap")
+PROBABILITY_COLUMNS = ("p_alive", "churn_risk")
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,34 @@ def _crm_frame(members: pd.DataFrame) -> pd.DataFrame:
     return members[columns].rename(columns={"value_tier": "tier"})
 
 
+def rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with money columns rounded to 2 decimals and probabilities to 4 (no ``1234.567890123456`` in a
+    file a CRM or an ad platform reads); other columns as they are."""
+    digits = dict.fromkeys(MONEY_COLUMNS, 2) | dict.fromkeys(PROBABILITY_COLUMNS, 4)
+    return frame.round({column: n for column, n in digits.items() if column in frame.columns})
+
+
+def members_by_market(warehouse: Warehouse, settings: Settings, name: str, *,
+                      horizon: int | None) -> dict[str | None, int]:
+    """Members (with consent) of audience ``name`` per market (None: no market known), the largest first."""
+    members = audience_members(warehouse, settings, name, horizon=horizon)
+    counts = warehouse.to_pandas(members.group_by("market").aggregate(members=members.count()))
+    counts = counts.sort_values(["members", "market"], ascending=[False, True])
+    return {None if pd.isna(m) else str(m): int(n) for m, n in zip(counts.market, counts.members, strict=True)}
+
+
+def no_member_in_market(warehouse: Warehouse, settings: Settings, name: str, market: str, *,
+                        horizon: int | None) -> PatronError:
+    """The error of an export for a market where audience ``name`` has no member, saying where its members are."""
+    elsewhere = members_by_market(warehouse, settings, name, horizon=horizon)
+    total = sum(elsewhere.values())
+    shown = [f"{m} {n:,}" if m is not None else f"{n:,} without a market" for m, n in list(elsewhere.items())[:10]]
+    more = f" and {len(elsewhere) - 10} more market(s)" if len(elsewhere) > 10 else ""
+    where = f"it has {total:,} member(s) in other markets ({', '.join(shown)}{more})" if total \
+        else "it has no member in any market"
+    return PatronError(f"no customer of audience {name!r} matched in market {market!r}; {where}. No file written")
+
+
 def write_atomic(frame: pd.DataFrame, out: Path) -> None:
     """Write ``frame`` as UTF-8 CSV to a temporary file beside ``out``, then rename it over ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +255,8 @@ def export_audience(warehouse: Warehouse, settings: Settings | None, name: str, 
     counts = audience_counts(warehouse, settings, name, market=market, horizon=horizon)
     members_expr = audience_members(warehouse, settings, name, market=market, horizon=horizon)
     members = warehouse.to_pandas(members_expr.order_by("customer_key"))
+    if market is not None and members.empty:
+        raise no_member_in_market(warehouse, settings, name, market, horizon=horizon)
     if members.customer_key.duplicated().any():  # resolution is one row per key; guard the promise
         raise ConfigError(f"audience {name!r} resolved a customer twice")
     if fmt in ("google", "meta"):
@@ -227,6 +267,6 @@ def export_audience(warehouse: Warehouse, settings: Settings | None, name: str, 
     else:
         frame = members[list(PLAIN_COLUMNS)]
     path = Path(out)
-    write_atomic(frame, path)
+    write_atomic(rounded(frame), path)
     return ExportResult(audience=name, fmt=fmt, path=path, rows=len(frame),
                         excluded_no_consent=counts.excluded_no_consent, without_identifier=len(members) - len(frame))

@@ -9,8 +9,9 @@ import typer
 
 from patron import pipeline
 from patron.cli.common import NoteReporter, ProjectOption, console, errors, project_dir
-from patron.cli.render import frame_table
+from patron.cli.render import frame_table, shown, strategy_grid_table, tables_line
 from patron.config import load_settings
+from patron.tables import SEGMENTS
 
 __all__ = ["audiences_app", "audiences_export", "audiences_list", "segments"]
 
@@ -20,8 +21,14 @@ def segments(project: ProjectOption = None) -> None:  # type: ignore[assignment]
     with errors():
         settings = load_settings(project_dir(project))
         counts = pipeline.segments(settings)
+        charts = pipeline.draw_charts(settings)
+    grid = counts.pop("strategy_cell")
     for column, frame in counts.items():
         console.print(frame_table(frame, title=f"Customers by {column.replace('_', ' ')}"))
+    console.print(strategy_grid_table(grid))
+    for chart in charts:
+        console.print(f"Chart: {shown(chart)}")
+    console.print(tables_line([(SEGMENTS, int(grid["customers"].sum()))]))
 
 
 audiences_app = typer.Typer(help="Named audiences defined in patron.toml: list them, export them.",

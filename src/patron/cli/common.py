@@ -25,12 +25,30 @@ from patron import pipeline
 from patron.errors import PatronError
 
 __all__ = [
-    "NoteReporter", "ProjectOption", "RichReporter", "console", "err_console", "errors", "fail", "parse_date",
-    "progress_reporter", "project_dir",
+    "UNBOUNDED_WIDTH", "NoteReporter", "ProjectOption", "RichReporter", "console", "err_console", "errors", "fail",
+    "make_console", "parse_date", "progress_reporter", "project_dir",
 ]
 
-console = Console()
-err_console = Console(stderr=True)
+#: Width of the consoles when the output is not a terminal (a file, a pipe, CI): wide enough that no
+#: table column is cut to "engagement_eve…"; a terminal keeps its own width, and ``COLUMNS`` wins over both.
+UNBOUNDED_WIDTH = 10_000
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A Rich console on stdout (or stderr) that never truncates when its output is not a terminal.
+
+    On a terminal Rich fits tables to the window; written to a file or captured by CI it
+    would fall back to 80 columns and cut column names with an ellipsis, so there the
+    console is made :data:`UNBOUNDED_WIDTH` wide (tables keep their natural width).
+    """
+    made = Console(stderr=stderr)
+    if not made.is_terminal and "COLUMNS" not in os.environ:
+        made.width = UNBOUNDED_WIDTH
+    return made
+
+
+console = make_console()
+err_console = make_console(stderr=True)
 
 ProjectOption = Annotated[
     Path, typer.Option("--project", "-p", help="Folder holding patron.toml.", show_default=False)
@@ -70,8 +88,13 @@ def progress_reporter() -> Iterator[RichReporter]:
         try:
             yield RichReporter(progress)
         except BaseException:
-            for task_id in list(progress.task_ids):  # no stalled "0/1" line left above the error
+            # a failed step: clear the display (no stalled "⠋ Ingesting 0/1" line, nor an empty one in a
+            # file) before the error is printed below it
+            for task_id in list(progress.task_ids):
                 progress.remove_task(task_id)
+            progress.live.transient = True
+            progress.live.stop()
+            progress.disable = True  # its own stop would add an empty line to a file or pipe
             raise
 
 

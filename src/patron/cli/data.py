@@ -20,9 +20,11 @@ from patron.cli.render import (
     quality_table,
     shown,
     summary_table,
+    tables_line,
 )
 from patron.config import ENGINES, load_settings
 from patron.insights.kpis import fully_rejected
+from patron.tables import ORDER_VALUES, RFM, RFM_HISTOGRAM
 
 __all__ = ["erase", "export", "features", "generate", "ingest", "init", "resolve", "rfm", "validate"]
 
@@ -109,6 +111,8 @@ def rfm(
         with progress_reporter() as reporter:
             result = pipeline.summarise(settings, observation_end=end, reporter=reporter)
     console.print(summary_table(result, settings.reporting_currency))
+    console.print(tables_line([(ORDER_VALUES, result.orders), (RFM, result.customers),
+                               (RFM_HISTOGRAM, result.histogram_rows)]))
 
 
 def features(

@@ -19,6 +19,7 @@ from patron.cli.render import (
     quality_table,
     scores_table,
     shown,
+    strategy_grid_table,
     summary_table,
 )
 
@@ -38,17 +39,22 @@ def demo(
     console.print(identity_table(result.identity))
     console.print(summary_table(result.summary, result.currency))
     console.print(features_line(result.features))
-    console.print(backtest_table(result.backtest))
+    console.print(backtest_table(result.backtest, result.currency))
     console.print(models_table(result.models))
     console.print(scores_table(result.scores, result.currency))
     console.print(frame_table(result.segments["value_tier"], title="Customers by value tier"))
+    console.print(strategy_grid_table(result.segments["strategy_cell"]))
     sizes = result.audiences.drop(columns=["description"])
     console.print(frame_table(sizes, title="Audiences (members: with marketing consent)"))
     for chart in result.charts:
         console.print(f"Chart: {shown(chart)}")
     console.print(f"Published serving version {result.published.manifest.version} "
                   f"({result.published.manifest.customers:,} customers).")
+    for path in result.reports:
+        console.print(f"Report: {shown(path)}")
     console.print(f"[bold green]Demo project ready in {project}[/] — try `patron export rfm "
                   f"--project {project} --out rfm.csv`, or the API: `patron serve --project {project}`, then "
                   f"`curl -H 'X-API-Key: {result.api_key}' http://127.0.0.1:8000/health` (docs at "
                   "http://127.0.0.1:8000/docs; the key is an admin key made for this demo).", soft_wrap=True)
+    console.print(f"[bold]The pages:[/] run `patron serve --project {project}`, open http://127.0.0.1:8000/app/ "
+                  f"and log in with the key {result.api_key} (admin: every page).", soft_wrap=True)

@@ -8,7 +8,7 @@ import typer
 
 from patron import pipeline
 from patron.cli.common import ProjectOption, console, errors, parse_date, progress_reporter, project_dir
-from patron.cli.render import backtest_table, models_table, scores_table, shown
+from patron.cli.render import backtest_table, models_table, scores_table, shown, tables_line
 from patron.config import load_settings
 
 __all__ = ["backtest", "fit", "score"]
@@ -25,8 +25,9 @@ def backtest(
         start = parse_date(calibration_end) if calibration_end else None
         end = parse_date(holdout_end) if holdout_end else None
         with progress_reporter() as reporter:
-            run = pipeline.backtest(settings, calibration_end=start, holdout_end=end, reporter=reporter)
-    console.print(backtest_table(run))
+            run = pipeline.backtest(settings, calibration_end=start, holdout_end=end, reporter=reporter,
+                                       charts=True)
+    console.print(backtest_table(run, settings.reporting_currency))
     for chart in run.charts:
         console.print(f"Chart: {shown(chart)}")
 
@@ -52,5 +53,8 @@ def score(
     with errors():
         settings = load_settings(project_dir(project))
         with progress_reporter() as reporter:
-            run = pipeline.score(settings, model_id=model_id, reporter=reporter)
+            run = pipeline.score(settings, model_id=model_id, reporter=reporter, charts=True)
     console.print(scores_table(run, settings.reporting_currency))
+    for chart in run.charts:
+        console.print(f"Chart: {shown(chart)}")
+    console.print(tables_line([(run.result.table, run.result.customers)]))

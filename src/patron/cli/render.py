@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "backtest_table", "erasure_table", "features_line", "frame_table", "identity_table", "ingest_table",
-    "keys_table", "models_table", "quality_table", "scores_table", "shown", "summary_table",
+    "keys_table", "models_table", "quality_table", "scores_table", "shown", "strategy_grid_table", "summary_table",
+    "tables_line",
 ]
 
 
@@ -109,8 +110,12 @@ def features_line(result: pipeline.FeaturesResult) -> str:
             f"features (table car, {result.as_of_dates} as-of date(s); see docs/data-dictionary.md).")
 
 
-def backtest_table(run: pipeline.BacktestRun) -> Table:
-    """One row per model; a model that did not fit is a row with its reason, fit warnings (*) go below."""
+def backtest_table(run: pipeline.BacktestRun, currency: str = "") -> Table:
+    """One row per model; a model that did not fit is a row with its reason, fit warnings (*) go below.
+
+    Predicted and actual are holdout purchases; the caption adds the profit (GP2) those customers
+    actually brought in the holdout, which the backtest does not predict (it judges purchase models).
+    """
     result = run.result
     title = (f"Backtest {run.run_id}: calibration to {result.calibration_end}, holdout to {result.holdout_end}, "
              f"{result.n_customers:,} customers")
@@ -131,8 +136,16 @@ def backtest_table(run: pipeline.BacktestRun) -> Table:
                       f"{frame.mean_p_alive:.1%}", *note[:noted])
     for name, reason in result.failures.items():
         table.add_row(name, *["-"] * (len(columns) - 1), Text(f"did not fit: {reason}"))
-    table.caption = Text("champion: calibrated on who buys again (Brier), then lowest RMSE, then BIC, then total "
-                         "error (docs/model-choice.md); P(alive): mean over customers at the calibration end")
+    table.caption = Text("predicted, actual: purchases in the holdout; champion: calibrated on who buys again (Brier), "
+                         "then lowest RMSE, then BIC, then total error (docs/model-choice.md); P(alive): mean over "
+                         "customers at the calibration end")
+    if run.holdout_value is not None:
+        label = "GP2" if run.value == "gp2" else run.value
+        unit = f" {currency}" if currency else ""
+        table.caption.append(f"\nactual {label} of these customers in the holdout: {run.holdout_value:,.0f}{unit} "
+                             f"({label} per holdout purchase: "
+                             f"{run.holdout_value / result.actual_total if result.actual_total else 0:,.2f}{unit}); "
+                             f"the backtest predicts purchases, not {label}")
     if result.warnings:
         table.caption.append("\n" + "\n".join(f"* {name}: {line}" for name, lines in result.warnings.items()
                                                for line in lines))
@@ -189,6 +202,34 @@ def frame_table(frame: pd.DataFrame, *, title: str) -> Table:
         table.add_row(*[f"{v:,}" if isinstance(v, int) else f"{v:,.2f}" if isinstance(v, float) else str(v)
                         for v in row])
     return table
+
+
+def strategy_grid_table(grid: pd.DataFrame) -> Table:
+    """The strategy grid: a row per current × potential value, a column per engagement level, customers in each.
+
+    ``grid`` is :func:`patron.pipeline.activation.strategy_grid`'s frame, its rows already in
+    order (high before low); the cells read ``current_potential_engagement`` as ``strategy_cell`` does.
+    """
+    levels = list(dict.fromkeys(grid["engagement"]))
+    table = Table(title="Strategy grid: customers by current value × potential value × engagement",
+                  caption="current value: historic profit; potential value: CLV; engagement: days since the "
+                          "last interaction", caption_justify="left")
+    table.add_column("current value")
+    table.add_column("potential value")
+    for level in levels:
+        table.add_column(f"engagement {level}", justify="right")
+    table.add_column("total", justify="right")
+    for (current, potential), rows in grid.groupby(["current_value", "potential_value"], sort=False):
+        counts = rows.set_index("engagement")["customers"]
+        table.add_row(str(current), str(potential), *[f"{int(counts.get(level, 0)):,}" for level in levels],
+                      f"{int(counts.sum()):,}")
+    return table
+
+
+def tables_line(written: Sequence[tuple[str, int | None]]) -> str:
+    """One line naming the warehouse tables a command wrote, each with its rows when known."""
+    names = [f"{name} ({rows:,} rows)" if rows is not None else name for name, rows in written]
+    return f"Wrote warehouse table{'s' if len(names) > 1 else ''} {', '.join(names)}."
 
 
 def keys_table(keys: Sequence[Mapping[str, object]]) -> Table:

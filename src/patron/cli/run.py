@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import typer
 
 from patron import pipeline
 from patron.cli.common import ProjectOption, console, errors, progress_reporter, project_dir
-from patron.cli.render import run_table
+from patron.cli.render import run_table, shown
 from patron.config import load_settings
+from patron.pipeline.modelling import charts_since
 
 __all__ = ["run"]
 
@@ -26,6 +28,10 @@ def run(
     with errors():
         settings = load_settings(project_dir(project))
         chosen = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
+        started = time.time()
         with progress_reporter() as reporter:
             result = pipeline.run(settings, steps=chosen, start=start, reporter=reporter)
+        charts = charts_since(settings, started)  # the backtest and score steps draw them
     console.print(run_table(result))
+    for chart in charts:
+        console.print(f"Chart: {shown(chart)}")

@@ -49,16 +49,22 @@ class Permission(StrEnum):
     WRITE_EVENTS = "events:write"  # post new orders
     READ_AUDIENCES = "audiences:read"  # list the members of an audience (a listing endpoint)
     MANAGE_KEYS = "keys:manage"  # create, list and revoke API keys
+    VIEW_INSIGHTS = "pages:insights"  # the web app's dashboard and profiler pages (aggregates, no person)
+    VIEW_MODELS = "pages:models"  # the web app's models page (fits, diagnostics, champion)
 
 
 #: The one role → permission matrix. Marketers see scores, tiers and audiences, never raw
 #: personal data; store staff look up one customer at a time (no listing endpoint), with the
 #: personal data they need to serve that customer at the till; analysts work on scores
-#: and audiences, pseudonymised; only admins post events.
+#: and audiences, pseudonymised; only admins post events. In the web app (``/app/``) store staff
+#: see the customer search and view only, marketers also the dashboard, profiler and audiences,
+#: analysts and admins every page, the models included.
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "admin": frozenset(Permission),
-    "analyst": frozenset({Permission.HEALTH, Permission.READ_CUSTOMER, Permission.SCORE, Permission.READ_AUDIENCES}),
-    "marketer": frozenset({Permission.HEALTH, Permission.READ_CUSTOMER, Permission.READ_AUDIENCES}),
+    "analyst": frozenset({Permission.HEALTH, Permission.READ_CUSTOMER, Permission.SCORE, Permission.READ_AUDIENCES,
+                          Permission.VIEW_INSIGHTS, Permission.VIEW_MODELS}),
+    "marketer": frozenset({Permission.HEALTH, Permission.READ_CUSTOMER, Permission.READ_AUDIENCES,
+                           Permission.VIEW_INSIGHTS}),
     "store": frozenset({Permission.HEALTH, Permission.READ_CUSTOMER, Permission.READ_PERSONAL}),
 }
 ROLES = tuple(ROLE_PERMISSIONS)

@@ -10,6 +10,7 @@ show bars while library users stay quiet. One module per job:
 - :mod:`~patron.pipeline.modelling`: features, backtest, fit, score and CLV deciles;
 - :mod:`~patron.pipeline.activation`: segments, audiences, exports and erasure;
 - :mod:`~patron.pipeline.run`: ``patron run``, every step from ``patron.toml`` in order, one run at a time;
+- :mod:`~patron.pipeline.reporting`: ``patron report``, the workbook and the HTML report;
 - :mod:`~patron.pipeline.demo`: every step on a generated retailer, and the summary charts.
 
 Import the steps from here (``from patron import pipeline; pipeline.score(settings)``).
@@ -54,6 +55,7 @@ from patron.pipeline.project import (
     revoke_api_key,
 )
 from patron.pipeline.publishing import publish
+from patron.pipeline.reporting import ReportResult, report, report_data
 from patron.pipeline.run import STEPS, RunResult, StepOutcome, run
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "BacktestRun",
     "DemoResult",
     "FeaturesResult",
+    "ReportResult",
     "Reporter",
     "ResolveResult",
     "RunResult",
@@ -86,6 +89,8 @@ __all__ = [
     "monthly_activity",
     "open_warehouse",
     "publish",
+    "report",
+    "report_data",
     "require_quality",
     "reset_warehouse",
     "resolve",

@@ -21,18 +21,57 @@ import pyarrow.parquet as pq
 from patron.activation.audiences import audience_counts, list_audiences
 from patron.activation.exports import ExportResult
 from patron.activation.exports import export_audience as write_audience_file
-from patron.activation.segments import scores_as_of, segment_counts, write_segments
+from patron.activation.segments import LEVELS, scores_as_of, segment_counts, write_segments
 from patron.config import Settings
+from patron.engine import Warehouse
 from patron.errors import PatronError
 from patron.governance.privacy import ErasureResult, erase_customers
 from patron.pipeline.project import Reporter, open_warehouse
 from patron.serving.erase import erase_from_serving
 from patron.serving.online import open_online_store
 from patron.tables import CAR, SEGMENTS
+from patron.transforms.features.lifecycle import STAGES as LIFECYCLE_STAGES
+
+#: The segment columns :func:`segments` counts customers by, in the order they are shown.
+SEGMENT_COLUMNS = ("value_tier", "rfm_segment", "lifecycle_stage")
+#: The strategy grid's dimensions (see :mod:`patron.activation.segments`), each rated low / medium / high.
+GRID_COLUMNS = ("current_value", "potential_value", "engagement")
+
+
+def in_order(frame: pd.DataFrame, column: str, order: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with its rows in the order of ``order`` by ``column``; values not in it last, by name."""
+    position = frame[column].map({name: i for i, name in enumerate(order)}).fillna(len(order))
+    ordered = frame.assign(_position=position).sort_values(["_position", column], kind="stable")
+    return ordered.drop(columns="_position").reset_index(drop=True)
+
+
+def segment_order(settings: Settings, column: str) -> tuple[str, ...]:
+    """How the values of segment ``column`` are ordered for people: tiers from the top (``[segments]
+    tier_names``), RFM segments in the order of the grid, lifecycle stages from new to lapsed."""
+    if column == "value_tier":
+        return tuple(settings.segments.tier_names)
+    if column == "rfm_segment":
+        return tuple(dict.fromkeys(cell[0] for cell in settings.segments.rfm_grid))
+    if column == "lifecycle_stage":
+        return LIFECYCLE_STAGES
+    return ()
+
+
+def strategy_grid(warehouse: Warehouse) -> pd.DataFrame:
+    """Customers per strategy cell: ``current_value``, ``potential_value``, ``engagement``, ``strategy_cell``,
+    ``customers``; every one of the 27 cells (empty ones with 0), high before low on each dimension."""
+    table = warehouse.table(SEGMENTS)
+    counts = warehouse.to_pandas(table.group_by(list(GRID_COLUMNS)).aggregate(customers=table.count()))
+    levels = list(reversed(LEVELS))  # high, medium, low
+    full = pd.MultiIndex.from_product([levels] * len(GRID_COLUMNS), names=list(GRID_COLUMNS))
+    grid = counts.set_index(list(GRID_COLUMNS))["customers"].reindex(full, fill_value=0).reset_index()
+    grid.insert(3, "strategy_cell", grid[list(GRID_COLUMNS)].agg("_".join, axis=1))
+    return grid.astype({"customers": "int64"})
 
 
 def segments(settings: Settings, *, reporter: Reporter | None = None) -> dict[str, pd.DataFrame]:
-    """Write the ``segments`` table from the scores; customers per value tier and RFM segment.
+    """Write the ``segments`` table from the scores; customers per value tier, RFM segment, lifecycle
+    stage (each in :func:`segment_order`) and strategy cell (key ``strategy_cell``: :func:`strategy_grid`).
 
     The customer record (``car``) must be the one as of the scores' date (the day after
     their observation end); a record of another date is refused with both dates and the
@@ -46,8 +85,10 @@ def segments(settings: Settings, *, reporter: Reporter | None = None) -> dict[st
             reporter.note("no customer record (car): lifecycle stages are unknown and engagement low; run "
                           f"`patron features{f' --as-of {as_of}' if as_of else ''}` first")
         write_segments(warehouse, settings)
-        return {column: warehouse.to_pandas(segment_counts(warehouse, column))
-                for column in ("value_tier", "rfm_segment", "lifecycle_stage")}
+        counts = {column: in_order(warehouse.to_pandas(segment_counts(warehouse, column)), column,
+                                   segment_order(settings, column))
+                  for column in SEGMENT_COLUMNS}
+        return counts | {"strategy_cell": strategy_grid(warehouse)}
 
 
 def audiences(settings: Settings, *, reporter: Reporter | None = None) -> pd.DataFrame:

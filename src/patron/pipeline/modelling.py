@@ -3,13 +3,14 @@
 ``features`` builds the customer analytic record (``car``) as of a date; ``backtest``
 chooses the purchase model on a holdout; ``fit`` fits the value models and stores them as
 champion; ``score`` scores every customer with them and says how the value is spread
-(:func:`clv_deciles`).
+(:func:`clv_deciles`). ``backtest`` and ``score`` draw their charts, when asked, into the project's
+``reports/`` folder (:func:`summary_charts`: the same charts as ``patron demo``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ibis
@@ -19,19 +20,85 @@ import pandas as pd
 from patron.config import Settings, purchase_model_name
 from patron.engine import Warehouse
 from patron.errors import PatronError
-from patron.evaluation import BacktestResult, latest_champion, write_backtest
+from patron.evaluation import BacktestResult, calibration_customers, latest_champion, write_backtest
 from patron.evaluation import backtest as run_backtest
 from patron.pipeline.data import input_tables
 from patron.pipeline.project import Reporter, open_warehouse
+from patron.reports import plotting
 from patron.reports.backtest_charts import write_backtest_charts
 from patron.scoring.batch import ScoreResult, score_customers
 from patron.scoring.fit import fit_value_models
 from patron.scoring.model_store import FittedValueModels, load_models, save_models
-from patron.tables import CAR, ORDER_VALUES
+from patron.tables import CAR, ORDER_VALUES, RFM, SCORES
 from patron.transforms.features import build_car, registry
 from patron.transforms.features.context import IDENTITY_TABLES, INPUT_TABLES
 from patron.transforms.observation import observation_end as observed_until
 from patron.transforms.seasonality import stored_seasonality
+
+#: The project's folder of charts, under the project folder; backtest charts go to its ``backtest/``.
+REPORTS_FOLDER = "reports"
+
+
+def reports_dir(settings: Settings) -> Path:
+    """Where a project's charts go: ``reports/`` in the project folder."""
+    return settings.project_dir / REPORTS_FOLDER
+
+
+# -- summary charts --------------------------------------------------------------------
+def monthly_activity(warehouse: Warehouse) -> ir.Table:
+    """Orders, revenue and GP2 per calendar month and channel, from ``order_values``."""
+    values = warehouse.table(ORDER_VALUES)
+    month = values.ordered_at.truncate("M").name("month")
+    return (
+        values.group_by([month, values.channel])
+        .aggregate(orders=values.count(), revenue=values.revenue.sum(), gp2=values.gp2.sum())
+        .order_by(["month", "channel"])
+    )
+
+
+def frequency_distribution(warehouse: Warehouse) -> ir.Table:
+    """Customers and (where ``rfm`` has ``total_gp2``) their historic GP2 per number of repeat purchases."""
+    rfm = warehouse.table(RFM)
+    gp2 = {"gp2": rfm.total_gp2.sum()} if "total_gp2" in rfm.columns else {}
+    return rfm.group_by("frequency").aggregate(customers=rfm.count(), **gp2).order_by("frequency")
+
+
+def summary_charts(warehouse: Warehouse, settings: Settings, *, deciles: pd.DataFrame | None = None,
+                   out_dir: Path | None = None) -> list[Path]:
+    """The summary charts of a project into ``out_dir`` (default ``reports/``): monthly activity, repeat
+    purchases and, once customers are scored, CLV by decile (``deciles``: :func:`clv_deciles`' frame,
+    computed from ``scores`` when not given). ``patron demo``, ``score`` and ``segments`` all draw them here.
+    A chart whose table is missing (a warehouse holding only ``rfm``, as a library user may score) is left out.
+    """
+    out_dir = out_dir or reports_dir(settings)
+    horizon = max(settings.model.horizons_months)
+    currency = settings.reporting_currency
+    if deciles is None and warehouse.has_table(SCORES):
+        deciles = warehouse.to_pandas(clv_deciles(warehouse.table(SCORES), f"clv_{horizon}m"))
+    charts = []
+    if warehouse.has_table(ORDER_VALUES):
+        monthly = warehouse.to_pandas(monthly_activity(warehouse))
+        charts.append(plotting.monthly_activity_chart(monthly, out_dir / "monthly_activity.png", currency=currency))
+    if warehouse.has_table(RFM):
+        frequency = warehouse.to_pandas(frequency_distribution(warehouse))
+        charts.append(plotting.repeat_purchases_chart(frequency, out_dir / "repeat_purchases.png", currency=currency))
+    if deciles is not None:
+        charts.append(plotting.clv_decile_chart(deciles, out_dir / "clv_deciles.png", currency=currency,
+                                                horizon=horizon))
+    return charts
+
+
+def draw_charts(settings: Settings, out_dir: Path | None = None, *, deciles: pd.DataFrame | None = None) -> list[Path]:
+    """:func:`summary_charts` on the project's warehouse, opened for them."""
+    with open_warehouse(settings) as warehouse:
+        return summary_charts(warehouse, settings, deciles=deciles, out_dir=out_dir)
+
+
+def charts_since(settings: Settings, since: float) -> list[Path]:
+    """The charts under ``reports/`` written at or after ``since`` (a ``time.time()``), by name: what a run drew."""
+    folder = reports_dir(settings)
+    found = folder.rglob("*.png") if folder.is_dir() else iter(())
+    return sorted(p for p in found if p.stat().st_mtime >= since - 1.0)
 
 
 # -- features -------------------------------------------------------------------------
@@ -95,19 +162,27 @@ def _write_dated(warehouse: Warehouse, name: str, rows: ir.Table, day: dt.date) 
 # -- backtest -------------------------------------------------------------------------
 @dataclass
 class BacktestRun:
-    """A backtest: its result, the run id in the ``backtests`` table and its charts."""
+    """A backtest: its result, the run id in the ``backtests`` table and its charts.
+
+    ``holdout_value`` is the actual value (``value``: GP2, or revenue with ``[model] value =
+    "revenue"``) the backtest's customers bought in the holdout, in the reporting currency;
+    the backtest predicts purchases only, so there is no predicted value to set beside it.
+    """
 
     result: BacktestResult
     run_id: str
     charts: list[Path]
+    holdout_value: float | None = None
+    value: str = "gp2"
 
 
 def backtest(settings: Settings, *, calibration_end: dt.date | None = None, holdout_end: dt.date | None = None,
-             reporter: Reporter | None = None) -> BacktestRun:
+             reporter: Reporter | None = None, charts: bool = False) -> BacktestRun:
     """Fit the purchase models on a calibration period, measure them on the holdout after it.
 
     By default the holdout is the last ``[model] holdout_months`` before the observation
-    end. Results go to the ``backtests`` table and charts to ``reports/backtest/``.
+    end. Results go to the ``backtests`` table and, with ``charts`` (``patron backtest``,
+    ``patron run``, the demo), charts to ``reports/backtest/``.
     """
     reporter = reporter or Reporter()
     with open_warehouse(settings) as warehouse, reporter.task("Backtesting", total=3) as advance:
@@ -124,9 +199,13 @@ def backtest(settings: Settings, *, calibration_end: dt.date | None = None, hold
             reporter.note(f"backtest seasonality: {result.seasonality.note}")
         advance(1)
         run_id = write_backtest(result, warehouse)
-        charts = write_backtest_charts(result, settings.project_dir / "reports" / "backtest")
+        drawn = write_backtest_charts(result, reports_dir(settings) / "backtest") if charts else []
+        value = settings.model.value or "gp2"
+        holdout = calibration_customers(values, calibration_end=start, holdout_end=end,
+                                        unit_days=settings.model.unit_days, value=value)
+        holdout_value = warehouse.scalar(holdout.holdout_value.sum())
         advance(1)
-    return BacktestRun(result, run_id, charts)
+    return BacktestRun(result, run_id, drawn, None if holdout_value is None else float(holdout_value), value)
 
 
 # -- fit and score --------------------------------------------------------------------
@@ -160,11 +239,12 @@ def fit(settings: Settings, *, purchase_model: str | None = None,
 
 @dataclass
 class ScoreRun:
-    """What ``score`` wrote and how customer value is distributed."""
+    """What ``score`` wrote, how customer value is distributed, and the summary charts it drew."""
 
     result: ScoreResult
     totals: dict[str, float]
     deciles: pd.DataFrame
+    charts: list[Path] = field(default_factory=list)
 
 
 def clv_deciles(scores: ir.Table, column: str) -> ir.Table:
@@ -176,8 +256,10 @@ def clv_deciles(scores: ir.Table, column: str) -> ir.Table:
     ).order_by("decile")
 
 
-def score(settings: Settings, *, model_id: str | None = None, reporter: Reporter | None = None) -> ScoreRun:
-    """Score every customer with the stored (champion) models: the ``scores`` table."""
+def score(settings: Settings, *, model_id: str | None = None, reporter: Reporter | None = None,
+          charts: bool = False) -> ScoreRun:
+    """Score every customer with the stored (champion) models: the ``scores`` table, and with ``charts``
+    (``patron score``, ``patron run``, the demo) the summary charts (:func:`summary_charts`) in ``reports/``."""
     reporter = reporter or Reporter()
     with open_warehouse(settings) as warehouse, reporter.task("Scoring customers", total=1) as advance:
         models = load_models(warehouse, model_id=model_id)
@@ -191,4 +273,5 @@ def score(settings: Settings, *, model_id: str | None = None, reporter: Reporter
             mean_p_alive=scores.p_alive.mean(),
         )).iloc[0].to_dict()
         deciles = warehouse.to_pandas(clv_deciles(scores, f"clv_{max(horizons)}m"))
-    return ScoreRun(result, {k: float(v) for k, v in totals.items()}, deciles)
+        drawn = summary_charts(warehouse, settings, deciles=deciles) if charts else []
+    return ScoreRun(result, {k: float(v) for k, v in totals.items()}, deciles, drawn)

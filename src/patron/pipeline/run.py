@@ -89,7 +89,7 @@ def run(settings: Settings, *, steps: Sequence[str] | None = None, start: str | 
         "features": lambda: _features(settings, reporter),
         "backtest": lambda: _backtest(settings, reporter, now),
         "fit": lambda: _fit(settings, reporter),
-        "score": lambda: f"{score(settings, reporter=reporter).result.customers:,} customers",
+        "score": lambda: f"{score(settings, reporter=reporter, charts=True).result.customers:,} customers",
         "segments": lambda: _segments(settings, reporter),
         "exports": lambda: _exports(settings),
         "publish": lambda: _publish(settings, reporter),
@@ -146,7 +146,7 @@ def _backtest(settings: Settings, reporter: Reporter, now: dt.datetime | None) -
         if age < pd.Timedelta(days=every):
             return (f"skipped: the latest backtest ({latest.run_id}) is {age.days} day(s) old; "
                     f"[run] backtest_every_days = {every}")
-    made = backtest(settings, reporter=reporter)
+    made = backtest(settings, reporter=reporter, charts=True)
     return f"champion {made.result.champion}"
 
 

@@ -38,6 +38,7 @@ from patron.service.docs_assets import mount_docs
 from patron.service.guards import RequestGuard
 from patron.service.metrics import MetricsMiddleware, ServiceMetrics, make_registry
 from patron.service.routers import audiences, customers, events, health, keys, scoring
+from patron.service.web import mount_web
 from patron.serving.online import open_online_store
 from patron.serving.reader import ServingReader
 
@@ -110,7 +111,7 @@ def app_from_environment() -> FastAPI:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The service over the serving layer of ``settings``' project.
+    """The service over the serving layer of ``settings``' project, with the web app under ``/app/``.
 
     Middleware, outermost first: the metrics (so they count refused requests too), then the
     guard (the API key before any body byte, the body limit, the rate per key).
@@ -123,6 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (health, customers, scoring, events, audiences, keys):
         app.include_router(module.router)
     mount_docs(app, title="patron")
+    mount_web(app, status_for=status_for)
     service_metrics = ServiceMetrics(make_registry())
     app.state.metrics = service_metrics
     app.add_api_route("/metrics", lambda: _scrape(app), include_in_schema=False)

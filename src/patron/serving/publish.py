@@ -7,7 +7,8 @@ warehouse and every batch command works while they run:
    record, the seasonal clock, the models, identities and consent, each customer's orders,
    and :data:`MONTHLY`, the month x market x channel x tier summary), streamed from the
    warehouse as Parquet: any engine, Spark included (the service never needs Spark); ``car``
-   is written in a thread while the documents are built;
+   and the pages' summaries (:data:`SUMMARIES`, built by DuckDB from the version's ``orders``)
+   are written in a thread while the documents are built;
 2. one JSON document per customer, built from those files by an in-memory DuckDB
    (:func:`customer_docs`), and the identity look-ups (:func:`identity_rows`), loaded into
    the online store (:mod:`patron.serving.online`);
@@ -56,6 +57,7 @@ from patron.serving.layout import (
 )
 from patron.serving.online import OnlineStore
 from patron.tables import CAR, IDENTITY_MAP, MODELS, ORDER_EVENTS, ORDER_VALUES, RFM, SCORES, SEASONALITY, SEGMENTS
+from patron.transforms import summaries
 from patron.transforms.observation import observation_end, utc_day
 from patron.transforms.pseudonyms import normalised, pii_key, pseudonym
 
@@ -84,6 +86,10 @@ BATCH_ROWS = 20_000
 #: Tables written while the documents are built (nothing in the documents reads them): ``car``, hundreds of
 #: columns, takes a fifth of a publish at 1M customers.
 WRITTEN_ALONGSIDE = (CAR,)
+#: The pages' summary tables (:mod:`patron.transforms.summaries`) built from the version's ``customer_months``
+#: (itself built from its ``orders``).
+SUMMARIES = ((summaries.COHORT_ACTIVITY, summaries.cohort_activity),
+             (summaries.ACTIVE_CUSTOMERS_MONTHLY, summaries.active_customers_monthly))
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,7 @@ def publish(warehouse: Warehouse, settings: Settings, store: OnlineStore, *, kee
             con.execute("SET enable_progress_bar = false")
             # beside the documents: the look-ups (over a cursor of their own) and the tables no document reads;
             # in each writer the next batch is built by DuckDB while the store writes the last (CPU beside disk)
-            written = pool.submit(write_tables, warehouse, root, version, alongside)
+            written = pool.submit(_write_alongside, warehouse, root, version, alongside, con.cursor())
             looked_up = pool.submit(_write_identities, store, version, con.cursor(), settings)
             documents = document_columns(con)
             customers = store.write_docs(version, prefetched(customer_docs(con, documents)))
@@ -139,6 +145,35 @@ def publish(warehouse: Warehouse, settings: Settings, store: OnlineStore, *, kee
     store.prune_live(manifest.events_upto)
     pruned = prune(root, store, keep or settings.serve.keep)
     return PublishResult(manifest, (dt.datetime.now(dt.UTC) - started).total_seconds(), pruned)
+
+
+def _write_alongside(warehouse: Warehouse, root: Path, version: str, tables: dict[str, ir.Table],
+                     cursor: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """The tables no document reads: ``car`` from the warehouse, then the pages' summaries from the version's
+    ``orders`` (DuckDB over its Parquet, whatever the warehouse's engine)."""
+    try:
+        cursor.execute("SET enable_progress_bar = false")
+        rows = write_tables(warehouse, root, version, tables)
+        return rows | write_summaries(cursor, root, version)
+    finally:
+        cursor.close()
+
+
+def write_summaries(cursor: duckdb.DuckDBPyConnection, root: Path, version: str) -> dict[str, int]:
+    """``customer_months`` of the version's ``orders`` view on ``cursor``, then :data:`SUMMARIES` of it, each
+    written as Parquet; rows per table. Nothing without ``orders``."""
+    if ORDERS not in _views(cursor):
+        return {}
+    backend = ibis.duckdb.from_connection(cursor)
+
+    def written(name: str, expr: ir.Table) -> ir.Table:
+        path = table_path(root, version, name)
+        backend.to_parquet(expr, path)
+        return backend.read_parquet(path, table_name=f"_{name}")
+
+    months = written(summaries.CUSTOMER_MONTHS, summaries.customer_months(backend.table(ORDERS)))
+    tables = {summaries.CUSTOMER_MONTHS: months} | {name: written(name, build(months)) for name, build in SUMMARIES}
+    return {name: int(backend.to_pyarrow(t.count().as_table()).column(0)[0].as_py()) for name, t in tables.items()}
 
 
 def _write_identities(store: OnlineStore, version: str, cursor: duckdb.DuckDBPyConnection, settings: Settings) -> int:
