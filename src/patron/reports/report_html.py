@@ -156,7 +156,8 @@ def _trend_figures(data: ReportData) -> str:
     largest = markets.groupby("market")["gp2"].sum().sort_values(ascending=False).index[:CHART_MARKETS]
     figure = go.Figure([go.Scatter(x=rows["month"], y=rows["gp2"], mode="lines+markers", name=str(market))
                         for market, rows in markets.groupby("market", sort=False) if market in set(largest)])
-    figure.update_layout(title=f"GP2 per month, the {len(largest)} largest markets ({data.currency})",
+    which = "by market" if len(largest) == markets["market"].nunique() else f"the {len(largest)} largest markets"
+    figure.update_layout(title=f"GP2 per month, {which} ({data.currency})",
                          yaxis={"rangemode": "tozero", "tickformat": ",.0f"})
     parts.append(_figure(figure))
     return "".join(parts)
