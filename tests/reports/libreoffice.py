@@ -3,6 +3,7 @@ writes a sheet as CSV (``make test`` installs Debian's ``libreoffice-calc-nogui`
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,8 +26,6 @@ def soffice() -> str:
     """The LibreOffice program; the test is skipped locally without it, and fails under CI."""
     found = shutil.which("soffice") or shutil.which("libreoffice")
     if found is None:
-        import os
-
         if os.environ.get("CI"):
             pytest.fail("LibreOffice (soffice) is missing: scripts/system-packages.sh installs it")
         pytest.skip("LibreOffice (soffice) is not installed")

@@ -9,7 +9,7 @@ the pages and the API show the same numbers; :func:`report` writes them as an Ex
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -49,7 +49,6 @@ class ReportResult:
     period: str
     previous: str
     market: str
-    sheets_or_sections: int
 
 
 def report(settings: Settings, fmt: ReportFormat, out: Path, *, period: str | None = None,
@@ -61,7 +60,7 @@ def report(settings: Settings, fmt: ReportFormat, out: Path, *, period: str | No
     data = report_data(settings, period=period, compare=compare, market=market, reporter=reporter)
     with reporter.task(f"Writing the {fmt} report"):
         path = write_workbook(data, out) if fmt == "xlsx" else write_html(data, out)
-    return ReportResult(path, fmt, data.period, data.previous, data.market, 9 if fmt == "xlsx" else 8)
+    return ReportResult(path, fmt, data.period, data.previous, data.market)
 
 
 def report_data(settings: Settings, *, period: str | None = None, compare: str | None = None,
@@ -98,8 +97,8 @@ def report_data(settings: Settings, *, period: str | None = None, compare: str |
             profile=_profile(warehouse, settings, sel, reporter),
             models=_models(warehouse),
         )
-    found = audiences(settings, reporter=reporter)
-    return ReportData(**{**data.__dict__, "audiences": found if not found.empty else None})
+    found = audiences(settings, reporter=reporter)  # opens the warehouse itself
+    return replace(data, audiences=found if not found.empty else None)
 
 
 def _tiles(tiles: pd.DataFrame) -> pd.DataFrame:

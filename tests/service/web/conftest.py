@@ -59,7 +59,8 @@ def base_url(web_service: Service) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """One headless Debian Chromium for the module."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api  # a dev dependency: missing, the test fails (never skips)
+
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
         pytest.fail("Debian's chromium is not installed: run `make test` (scripts/system-packages.sh installs it)")

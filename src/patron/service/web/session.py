@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
@@ -125,12 +126,7 @@ class SessionSigner:
 
     def read(self, cookie: str | None) -> WebSession | None:
         """The session a cookie holds; None when missing, tampered with, signed with another secret or expired."""
-        if not cookie:
-            return None
-        try:
-            data = self._session.loads(cookie, max_age=self.max_age)
-        except (SignatureExpired, BadSignature):
-            return None
+        data = _unsigned(self._session, cookie, self.max_age)
         if not isinstance(data, dict) or not all(isinstance(data.get(f), str) for f in ("k", "r", "c")):
             return None
         return WebSession(key_id=data["k"], role=data["r"], csrf=data["c"])
@@ -141,10 +137,16 @@ class SessionSigner:
 
     def read_login(self, cookie: str | None) -> str | None:
         """The login form's CSRF token from its cookie; None when missing, tampered with or expired."""
-        if not cookie:
-            return None
-        try:
-            token = self._login.loads(cookie, max_age=self.login_max_age)
-        except (SignatureExpired, BadSignature):
-            return None
+        token = _unsigned(self._login, cookie, self.login_max_age)
         return token if isinstance(token, str) else None
+
+
+def _unsigned(serializer: URLSafeTimedSerializer, cookie: str | None, max_age: int) -> Any:
+    """What a cookie signed by ``serializer`` holds; None when missing, tampered with, signed with another secret or
+    older than ``max_age`` seconds."""
+    if not cookie:
+        return None
+    try:
+        return serializer.loads(cookie, max_age=max_age)
+    except (SignatureExpired, BadSignature):
+        return None
